@@ -1,0 +1,25 @@
+"""Weights & Biases tracking for Flyte 2 tasks, including multi-node ``Elastic`` (torchrun) training."""
+
+from ._config import WandbConfig, WandbContext, wandb_config
+from ._current import get_wandb_run
+from ._decorator import wandb_init
+from ._links import Wandb
+from ._options import RankScope, RunMode
+from ._plan import RunPlan, plan
+from ._topology import DistributedInfo, TopologyError, get_distributed_info
+
+__all__ = [
+    "DistributedInfo",
+    "RankScope",
+    "RunMode",
+    "RunPlan",
+    "TopologyError",
+    "Wandb",
+    "WandbConfig",
+    "WandbContext",
+    "get_distributed_info",
+    "get_wandb_run",
+    "plan",
+    "wandb_config",
+    "wandb_init",
+]

@@ -1,0 +1,218 @@
+"""Shared W&B settings carried in Flyte's run context (a str -> str mapping), with an exact codec."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, check_choice
+
+__all__ = ["CONTEXT_PREFIX", "WandbConfig", "WandbContext", "decode_config", "wandb_config"]
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_PREFIX: Final = "wandb_"
+"""Every key this plugin writes into Flyte's run context starts with this prefix."""
+
+# Keywords of wandb.init that the plugin derives from the layout, so they cannot be given as plain settings.
+RESERVED_INIT_KEYWORDS: Final = frozenset({"id", "reinit"})
+
+# Keywords of wandb.init (SDK 0.31) that may be passed through. tests/test_public_api.py checks this list against
+# the installed wandb, so a new SDK keyword is noticed, not silently rejected.
+WANDB_INIT_KEYWORDS: Final = frozenset(
+    {
+        "entity", "project", "dir", "id", "name", "notes", "tags", "config", "config_exclude_keys",
+        "config_include_keys", "allow_val_change", "group", "job_type", "mode", "force", "reinit", "resume",
+        "resume_from", "fork_from", "save_code", "tensorboard", "sync_tensorboard", "monitor_gym", "settings",
+        "anonymous",
+    }
+)  # fmt: skip
+
+
+def _check_json(field_name: str, value: object) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{field_name} must be JSON-serializable to travel in the run context, got {value!r}: {e}")
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """W&B settings shared by a run and every task it launches. All fields are optional; None means "not set".
+
+    ``host`` is the W&B web address used for the Flyte links (default ``https://wandb.ai``); it is never passed
+    to ``wandb.init``. ``init_kwargs`` holds further ``wandb.init`` keywords (JSON values only).
+    """
+
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    name: str | None = None
+    notes: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    mode: str | None = None
+    dir: str | None = None
+    run_mode: str | None = None
+    rank_scope: str | None = None
+    tags: tuple[str, ...] | None = None
+    config: Mapping[str, Any] | None = None
+    init_kwargs: Mapping[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name == "tags":
+                if isinstance(value, str) or not all(isinstance(t, str) for t in value):
+                    raise TypeError(f"tags must be a sequence of str, got {value!r}")
+                object.__setattr__(self, "tags", tuple(value))
+            elif f.name in ("config", "init_kwargs"):
+                if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                    raise TypeError(f"{f.name} must be a mapping with str keys, got {value!r}")
+                _check_json(f.name, dict(value))
+                object.__setattr__(self, f.name, dict(value))
+            elif not isinstance(value, str):
+                raise TypeError(f"{f.name} must be a str, got {type(value).__name__} {value!r}")
+        if self.run_mode is not None:
+            check_choice("run_mode", self.run_mode, RUN_MODES)
+        if self.rank_scope is not None:
+            check_choice("rank_scope", self.rank_scope, RANK_SCOPES)
+        if self.mode is not None:
+            check_choice("mode", self.mode, WANDB_MODES)
+        for key in self.init_kwargs or {}:
+            if key in RESERVED_INIT_KEYWORDS or key == "settings":
+                raise ValueError(f"{key!r} cannot be set through wandb_config: the plugin derives it from the layout")
+            if key in _FIELD_NAMES:
+                raise ValueError(f"give {key!r} as wandb_config({key}=...), not inside init_kwargs")
+            if key not in WANDB_INIT_KEYWORDS:
+                raise ValueError(f"{key!r} is not a wandb.init keyword; known: {sorted(WANDB_INIT_KEYWORDS)}")
+
+    def merged_over(self, base: WandbConfig) -> WandbConfig:
+        """This config with ``base`` filling what this one leaves unset. Mappings (``config``, ``init_kwargs``)
+        merge key by key, this config's keys winning; every other field is taken whole."""
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(base, f.name)
+            if mine is None:
+                continue
+            changes[f.name] = {**theirs, **mine} if f.name in _MAPPINGS and theirs is not None else mine
+        return dataclasses.replace(base, **changes)
+
+    def to_context(self) -> dict[str, str]:
+        """Encode as run-context entries; unset fields are left out."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            # Structured fields are JSON; strings travel as they are, so "2024" stays the string "2024".
+            out[CONTEXT_PREFIX + f.name] = value if isinstance(value, str) else json.dumps(_plain(value))
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+
+
+_FIELD_NAMES: Final = frozenset(f.name for f in fields(WandbConfig))
+_MAPPINGS: Final = frozenset({"config", "init_kwargs"})
+_STRUCTURED: Final = _MAPPINGS | {"tags"}
+
+
+def decode_config(context: Mapping[str, str] | None) -> WandbConfig:
+    """Read this plugin's entries from a run context. Unknown ``wandb_*`` keys are ignored (a newer or older
+    plugin may have written them); a malformed value raises ValueError naming the key."""
+    values: dict[str, Any] = {}
+    for key, raw in (context or {}).items():
+        if not key.startswith(CONTEXT_PREFIX):
+            continue
+        name = key[len(CONTEXT_PREFIX) :]
+        if name not in _FIELD_NAMES:
+            logger.debug("ignoring unknown run-context key %r", key)
+            continue
+        if name in _STRUCTURED:
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"run-context key {key!r} must hold JSON, got {raw!r}: {e}") from None
+        else:
+            values[name] = raw
+    try:
+        return WandbConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"invalid W&B settings in the run context: {e}") from None
+
+
+class WandbContext(dict[str, str]):
+    """The run-context entries of a :class:`WandbConfig`: pass it to ``flyte.with_runcontext(custom_context=...)``
+    (combine with ``{**a, **b}``), or use it as ``with wandb_config(...):`` inside a task to change the settings
+    of the tasks launched in the block."""
+
+    def __init__(self, config: WandbConfig) -> None:
+        super().__init__(config.to_context())
+        self.config = config
+
+    def __enter__(self) -> WandbContext:
+        self._stack = _apply(self)
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _apply(entries: Mapping[str, str]) -> Iterator[None]:
+    import flyte
+
+    with flyte.custom_context(**entries):
+        yield
+
+
+def wandb_config(
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    name: str | None = None,
+    notes: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    config: Mapping[str, Any] | None = None,
+    mode: str | None = None,
+    dir: str | None = None,
+    run_mode: str | None = None,
+    rank_scope: str | None = None,
+    **init_kwargs: Any,
+) -> WandbContext:
+    """W&B settings for a whole Flyte run: ``flyte.with_runcontext(custom_context=wandb_config(...)).run(...)``.
+
+    Every decorated task of the run reads them; arguments of ``@wandb_init`` take precedence over them, and they
+    take precedence over ``WANDB_*`` environment variables. Bad values raise here, before anything is launched.
+    """
+    return WandbContext(
+        WandbConfig(
+            project=project,
+            entity=entity,
+            host=host,
+            name=name,
+            notes=notes,
+            group=group,
+            job_type=job_type,
+            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,  # type: ignore[arg-type]
+            config=config,
+            mode=mode,
+            dir=dir,
+            run_mode=run_mode,
+            rank_scope=rank_scope,
+            init_kwargs=init_kwargs or None,
+        )
+    )

@@ -1,0 +1,172 @@
+"""``@wandb_init``: give a Flyte task's processes their W&B runs."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from ._config import RESERVED_INIT_KEYWORDS, WANDB_INIT_KEYWORDS, WandbConfig
+from ._lifecycle import InitOptions, track
+from ._links import Wandb
+from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
+
+__all__ = ["wandb_init"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__flyteplugins_wandb__"
+# wandb.init keywords that the run context can also carry, so they take part in precedence.
+_CONFIG_FIELDS = ("name", "notes", "group", "job_type", "mode", "dir", "host")
+
+
+@overload
+def wandb_init(func: F, /) -> F: ...
+
+
+@overload
+def wandb_init(
+    *,
+    run_mode: RunMode | None = None,
+    rank_scope: RankScope | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    config: Mapping[str, Any] | None = None,
+    settings: Any = None,
+    strict: bool = False,
+    start_timeout: float = 120.0,
+    finish_timeout: float = 60.0,
+    **init_kwargs: Any,
+) -> Callable[[F], F]: ...
+
+
+def wandb_init(
+    func: Any = None,
+    /,
+    *,
+    run_mode: RunMode | None = None,
+    rank_scope: RankScope | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    config: Mapping[str, Any] | None = None,
+    settings: Any = None,
+    strict: bool = False,
+    start_timeout: float = 120.0,
+    finish_timeout: float = 60.0,
+    **init_kwargs: Any,
+) -> Any:
+    """Open a W&B run in each process of a Flyte task that should have one, for the duration of the task.
+
+    Place it above ``@env.task`` (it then also attaches Flyte UI links to the runs); beneath it, tracking works
+    the same but the task carries no links. Works on plain, async and ``Elastic`` tasks; use bare or called.
+
+    - ``run_mode`` (``auto``/``shared``/``new``) and ``rank_scope`` (``global``/``worker``) choose the layout; see
+      the README's tables. Arguments given here win over ``wandb_config(...)`` in the run context, which wins over
+      ``WANDB_*`` environment variables. ``config`` and other mappings merge key by key.
+    - Any other ``wandb.init`` keyword may be given (``name``, ``notes``, ``group``, ``job_type``, ``mode``,
+      ``resume``...); ``id`` and ``reinit`` may not, because the layout decides them. ``host`` is the W&B web
+      address for the links only.
+    - If the task raises, its run finishes as failed and the exception propagates unchanged. If a run cannot be
+      started, the task runs without it and a warning says so, unless ``strict=True``.
+    """
+    for key in init_kwargs:
+        if key in RESERVED_INIT_KEYWORDS:
+            raise TypeError(f"wandb_init() does not take {key!r}: the run layout decides it (set name= for a display name)")
+        if key not in WANDB_INIT_KEYWORDS and key not in _CONFIG_FIELDS:
+            raise TypeError(f"wandb_init() got an unexpected keyword {key!r}; wandb.init keywords: {sorted(WANDB_INIT_KEYWORDS)}")
+    if run_mode is not None:
+        check_choice("run_mode", run_mode, RUN_MODES)
+    if rank_scope is not None:
+        check_choice("rank_scope", rank_scope, RANK_SCOPES)
+    for name, value in (("start_timeout", start_timeout), ("finish_timeout", finish_timeout)):
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    fields = {k: init_kwargs.pop(k) for k in _CONFIG_FIELDS if k in init_kwargs}
+    options = InitOptions(
+        config=WandbConfig(
+            project=project,
+            entity=entity,
+            run_mode=run_mode,
+            rank_scope=rank_scope,
+            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,  # type: ignore[arg-type]
+            config=config,
+            init_kwargs=init_kwargs or None,
+            **fields,
+        ),
+        settings=settings,
+        strict=strict,
+        start_timeout=float(start_timeout),
+        finish_timeout=float(finish_timeout),
+    )
+
+    def decorate(target: F) -> F:
+        return _decorate(target, options)
+
+    return decorate if func is None else decorate(func)
+
+
+def _decorate(target: F, options: InitOptions) -> F:
+    from flyte.extend import TaskTemplate
+
+    if isinstance(target, TaskTemplate):
+        fn = getattr(target, "func", None)
+        if fn is None:
+            raise TypeError(f"@wandb_init needs a Python function task; {type(target).__name__} has no function")
+        if getattr(fn, _MARK, False):
+            raise TypeError(f"task {target.name!r} is already decorated with @wandb_init")
+        # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
+        target.func = _wrap(fn, options)
+        target.links = (*target.links, *_links(target, options))
+        return target
+    if not callable(target):
+        raise TypeError(f"@wandb_init decorates a Flyte task or a function, got {target!r}")
+    if getattr(target, _MARK, False):
+        raise TypeError(f"{target!r} is already decorated with @wandb_init")
+    return _wrap(target, options)  # type: ignore[return-value]
+
+
+def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
+    num_workers = _num_workers(getattr(task, "plugin_config", None))
+    if num_workers is None or num_workers == 1 or options.config.rank_scope == "global":
+        return (Wandb(options.config, num_workers=num_workers),)
+    # rank_scope "worker" here or possibly in the run context: one link per worker.
+    return tuple(
+        Wandb(options.config, num_workers=num_workers, worker_index=i, name=f"Weights & Biases (worker {i})")
+        for i in range(num_workers)
+    )
+
+
+def _num_workers(plugin_config: Any) -> int | None:
+    """The node count of an Elastic-style plugin config (``nnodes`` = ``N`` or ``"min:max"``), else None."""
+    nnodes = getattr(plugin_config, "nnodes", None)
+    if nnodes is None or not hasattr(plugin_config, "nproc_per_node"):
+        return None
+    text = str(nnodes)
+    try:
+        return int(text.rpartition(":")[2])
+    except ValueError:
+        raise ValueError(f"cannot read the node count from nnodes={nnodes!r}; expected N or 'min:max'") from None
+
+
+def _wrap(fn: F, options: InitOptions) -> F:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with track(options):
+                return await fn(*args, **kwargs)
+
+        wrapper: Any = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with track(options):
+                return fn(*args, **kwargs)
+
+        wrapper = sync_wrapper
+    setattr(wrapper, _MARK, True)
+    return wrapper  # type: ignore[no-any-return]

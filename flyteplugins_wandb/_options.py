@@ -1,0 +1,38 @@
+"""Option vocabularies and the "not given" sentinel shared by every module."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, Literal, get_args
+
+RunMode = Literal["auto", "new", "shared"]
+"""How runs are laid out over the processes of a task (see the layout tables in the README)."""
+
+RankScope = Literal["global", "worker"]
+"""Whether a multi-node task is one unit (``global``) or one unit per worker/node (``worker``)."""
+
+WandbMode = Literal["online", "offline", "disabled"]
+"""W&B's own ``mode``: where a run's data goes."""
+
+RUN_MODES: Final[tuple[str, ...]] = get_args(RunMode)
+RANK_SCOPES: Final[tuple[str, ...]] = get_args(RankScope)
+WANDB_MODES: Final[tuple[str, ...]] = get_args(WandbMode)
+
+
+class _NotGiven(enum.Enum):
+    # An enum member so that mypy can narrow `x is NOT_GIVEN`; None, False and "" stay real values.
+    NOT_GIVEN = "NOT_GIVEN"
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
+NotGiven = Literal[_NotGiven.NOT_GIVEN]
+
+
+def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise a ValueError naming field, value and choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{field} must be one of {choices}, got {value!r}")
+    return value

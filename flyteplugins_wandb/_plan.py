@@ -1,0 +1,151 @@
+"""The planning core: topology and layout in, a frozen per-process plan out.
+
+This module holds every rule for run ids, groups and shared-mode roles. It imports neither wandb nor flyte, does no
+I/O and needs no communication: each process derives its own plan, and the Flyte links derive theirs from the same
+functions, so a link cannot disagree with the run it names.
+
+Run id rules (``base`` is ``{run_name}-{action_name}``):
+
+=====================================  =========================================  =========================
+layout                                 run id                                     group
+=====================================  =========================================  =========================
+not distributed, any mode              ``{base}``                                 ``{base}`` for new
+one node, auto / shared                ``{base}``                                 -
+one node, new                          ``{base}-rank-{rank}``                     ``{base}``
+several nodes, auto / shared, global   ``{base}``                                 -
+several nodes, auto / shared, worker   ``{base}-worker-{i}``                      -
+several nodes, new, global             ``{base}-rank-{rank}``                     ``{base}``
+several nodes, new, worker             ``{base}-worker-{i}-rank-{local_rank}``    ``{base}-worker-{i}``
+=====================================  =========================================  =========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
+from ._topology import DistributedInfo
+
+__all__ = ["LinkTarget", "RunPlan", "SharedWriter", "base_id", "link_targets", "plan"]
+
+
+def base_id(run_name: str, action_name: str) -> str:
+    """The id every layout builds on: ``{run_name}-{action_name}``."""
+    if not run_name or not action_name:
+        raise ValueError(f"run_name and action_name must be non-empty, got {run_name!r} and {action_name!r}")
+    return f"{run_name}-{action_name}"
+
+
+@dataclass(frozen=True)
+class SharedWriter:
+    """This process's role as one of several writers of a W&B shared-mode run."""
+
+    label: str
+    """``x_label``: tells this writer's metrics, console lines and system stats apart."""
+    primary: bool
+    """``x_primary``: creates the run, uploads shared files and alone sets the final state."""
+    writers: int
+    """How many processes write to this run (the primary waits for the others before finishing)."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one process does: whether it opens a run, with which id and group, and in which role."""
+
+    run_mode: RunMode
+    rank_scope: RankScope
+    """The scope in force: always ``global`` on one node, where rank_scope has no effect."""
+    run_id: str | None
+    """None when this process opens no run."""
+    group: str | None = None
+    writer: SharedWriter | None = None
+    """Set only in shared mode with more than one writer."""
+    gpu_index: int | None = None
+    """The local GPU this process drives, by convention its local rank; None when not distributed."""
+
+    @property
+    def starts_run(self) -> bool:
+        return self.run_id is not None
+
+
+def plan(
+    topology: DistributedInfo | None,
+    run_mode: str,
+    rank_scope: str,
+    base: str,
+    group: str | None = None,
+) -> RunPlan:
+    """Decide this process's run from its topology and the layout. Pure: same inputs, same plan, on every rank.
+
+    ``group`` is the user's group, if any: in ``new`` mode it replaces ``{base}`` as the stem of the layout's
+    groups; in ``auto``/``shared`` mode it is the run's group as given.
+    """
+    mode: RunMode = check_choice("run_mode", run_mode, RUN_MODES)  # type: ignore[assignment]
+    scope: RankScope = check_choice("rank_scope", rank_scope, RANK_SCOPES)  # type: ignore[assignment]
+
+    stem = group if group is not None else base
+    if topology is None:
+        return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group)
+
+    t = topology
+    if not t.is_multi_node:
+        scope = "global"
+    per_worker = scope == "worker"
+    unit = f"{base}-worker-{t.worker_index}" if per_worker else base
+
+    if mode == "auto":
+        leader = t.local_rank == 0 if per_worker else t.rank == 0
+        return RunPlan(mode, scope, run_id=unit if leader else None, group=group, gpu_index=t.local_rank)
+
+    if mode == "new":
+        run_id = f"{unit}-rank-{t.local_rank}" if per_worker else f"{base}-rank-{t.rank}"
+        new_group = f"{stem}-worker-{t.worker_index}" if per_worker else stem
+        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank)
+
+    writers = t.local_world_size if per_worker else t.world_size
+    writer = None
+    if writers > 1:
+        label = f"worker-{t.worker_index}-rank-{t.local_rank}" if per_worker else f"rank-{t.rank}"
+        primary = t.local_rank == 0 if per_worker else t.rank == 0
+        writer = SharedWriter(label=label, primary=primary, writers=writers)
+    return RunPlan(mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank)
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """A W&B page that shows part of what a layout creates."""
+
+    kind: Literal["run", "group"]
+    name: str
+
+
+def link_targets(
+    base: str, run_mode: str, rank_scope: str, num_workers: int | None, group: str | None = None
+) -> tuple[LinkTarget, ...]:
+    """The pages that together show every run a layout creates, in worker order, without duplicates.
+
+    ``num_workers`` is None for a task that is not distributed. Derived by planning each worker's local rank 0
+    (every worker has one), so it follows :func:`plan` by construction.
+    """
+    if num_workers is not None and num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
+    topologies: list[DistributedInfo | None] = (
+        [None]
+        if num_workers is None
+        else [
+            DistributedInfo(
+                rank=i, local_rank=0, world_size=num_workers, local_world_size=1, worker_index=i, num_workers=num_workers
+            )
+            for i in range(num_workers)
+        ]
+    )
+    targets: list[LinkTarget] = []
+    for topology in topologies:
+        p = plan(topology, run_mode, rank_scope, base, group)
+        if p.run_id is None:
+            continue
+        target = LinkTarget("group", p.group) if p.run_mode == "new" and p.group else LinkTarget("run", p.run_id)
+        if target not in targets:
+            targets.append(target)
+    return tuple(targets)
