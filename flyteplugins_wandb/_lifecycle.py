@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._config import WandbConfig, decode_config
 from ._coordination import WriterRendezvous
 from ._current import current_run
+from ._manifest import RunRecord, record_run
 from ._plan import RunPlan, base_id, plan
 from ._resolve import Resolved, resolve
 from ._topology import DistributedInfo
@@ -89,6 +90,8 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
     if p.writer is not None and resolved.wandb_mode != "disabled" and topology is not None:
         rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, options.start_timeout)
     run = _start(p, resolved, options, environ, rendezvous)
+    if run is not None:
+        _record(run, p, resolved, topology, tctx.attempt_number, environ)
     failed = True
     try:
         with _bound(run):
@@ -192,6 +195,33 @@ def _init(p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping
     import wandb
 
     return wandb.init(**init_kwargs(p, resolved, options.settings, environ))
+
+
+def _record(
+    run: Run, p: RunPlan, resolved: Resolved, t: DistributedInfo | None, attempt: int, environ: Mapping[str, str]
+) -> None:
+    w = p.writer
+    entry = RunRecord(
+        run_id=str(p.run_id),
+        group=p.group,
+        label=w.label if w else None,
+        primary=w.primary if w else None,
+        run_mode=p.run_mode,
+        rank_scope=p.rank_scope,
+        wandb_mode=resolved.wandb_mode,
+        rank=t.rank if t else None,
+        local_rank=t.local_rank if t else None,
+        worker_index=t.worker_index if t else None,
+        restart_count=t.restart_count if t else 0,
+        attempt=attempt,
+        project=run.project,
+        entity=run.entity or None,
+        directory=getattr(run.settings, "sync_dir", None),
+    )
+    try:
+        record_run(entry, environ)
+    except OSError as e:
+        logger.warning("could not record run %s in the manifest: %s", p.run_id, e)
 
 
 def _finish(run: Run | None, p: RunPlan, options: InitOptions, rdzv: WriterRendezvous | None, failed: bool) -> None:

@@ -1,0 +1,81 @@
+"""Read what W&B really wrote: offline runs parsed with ``wandb leet inspect --json``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _wandb_cli() -> str:
+    exe = Path(sys.executable).with_name("wandb")
+    return str(exe) if exe.exists() else (shutil.which("wandb") or "wandb")
+
+
+@dataclass
+class OfflineRun:
+    """One offline run file, as written."""
+
+    path: Path
+    run_id: str
+    project: str
+    entity: str
+    group: str
+    job_type: str
+    tags: list[str]
+    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    state: str | None = None
+    stats_keys: set[str] = field(default_factory=set)
+
+    def metric(self, key: str) -> list[Any]:
+        """Every logged value of ``key``, in order."""
+        return [row[key] for row in self.history if key in row]
+
+
+def _history_row(record: dict[str, Any]) -> dict[str, Any]:
+    return dict(record.get("history", {}).get("item", {}))
+
+
+def inspect_run(run_file: Path) -> OfflineRun:
+    cli = _wandb_cli()
+    raw = subprocess.run([cli, "leet", "inspect", "--json", str(run_file)], capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in raw.stdout.splitlines() if line.strip()]
+    summary = json.loads(
+        subprocess.run(
+            [cli, "leet", "inspect", "--summary", "--json", str(run_file)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    run_rec = next(r["run"] for r in records if r.get("type") == "run")
+    config = {k: v for k, v in summary.get("config", {}).items() if k != "_wandb"}
+    out = OfflineRun(
+        path=run_file,
+        run_id=run_rec["run_id"],
+        project=run_rec.get("project", ""),
+        entity=run_rec.get("entity", ""),
+        group=run_rec.get("run_group", ""),
+        job_type=run_rec.get("job_type", ""),
+        tags=list(run_rec.get("tags", [])),
+        config=config,
+        summary=summary.get("summary", {}),
+        exit_code=summary.get("exit_code"),
+        state=summary.get("state"),
+    )
+    for r in records:
+        if r.get("type") == "history":
+            out.history.append(_history_row(r))
+        elif r.get("type") == "stats":
+            out.stats_keys.update(r["stats"].get("item", {}).keys())
+    return out
+
+
+def offline_runs(root: Path) -> list[OfflineRun]:
+    """Every offline run file under ``root`` (shared-mode writers each have their own), sorted by run id."""
+    files = sorted(root.rglob("offline-run-*/run-*.wandb"))
+    return sorted((inspect_run(f) for f in files), key=lambda r: (r.run_id, str(r.path)))
