@@ -38,7 +38,7 @@ def _check_json(field_name: str, value: object) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{field_name} must be JSON-serializable to travel in the run context, got {value!r}: {e}")
+        raise TypeError(f"{field_name} must be JSON-serializable for the run context, got {value!r}: {e}") from e
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def wandb_config(
             notes=notes,
             group=group,
             job_type=job_type,
-            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,  # type: ignore[arg-type]
+            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,
             config=config,
             mode=mode,
             dir=dir,

@@ -39,11 +39,13 @@ class WriterRendezvous:
             logger.warning("no MASTER_ADDR/MASTER_PORT: shared-mode writers of %s start without ordering", run_id)
             return None
         try:
-            from torch.distributed import TCPStore
+            from torch.distributed import TCPStore  # type: ignore[attr-defined]
 
             store = TCPStore(addr, int(port), is_master=False, timeout=timedelta(seconds=timeout))
         except (ImportError, RuntimeError, ValueError) as e:
-            logger.warning("cannot reach the elastic store at %s:%s (%s): writers of %s start unordered", addr, port, e, run_id)
+            logger.warning(
+                "cannot reach the elastic store at %s:%s (%s): writers of %s start unordered", addr, port, e, run_id
+            )
             return None
         # The restart count keeps a restarted worker group from reading the previous group's keys.
         return cls(store, f"flyteplugins_wandb/{run_id}/{restart_count}")

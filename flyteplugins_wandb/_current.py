@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 __all__ = ["current_run", "get_wandb_run"]
 
 # A ContextVar, not a global: concurrent sibling tasks, threads and asyncio tasks each see only their own run.
-current_run: ContextVar[Optional["Run"]] = ContextVar("flyteplugins_wandb_run", default=None)
+current_run: ContextVar[Run | None] = ContextVar("flyteplugins_wandb_run", default=None)
 
 
 def get_wandb_run() -> Run | None:

@@ -74,9 +74,13 @@ def wandb_init(
     """
     for key in init_kwargs:
         if key in RESERVED_INIT_KEYWORDS:
-            raise TypeError(f"wandb_init() does not take {key!r}: the run layout decides it (set name= for a display name)")
+            raise TypeError(
+                f"wandb_init() does not take {key!r}: the run layout decides it (set name= for a display name)"
+            )
         if key not in WANDB_INIT_KEYWORDS and key not in _CONFIG_FIELDS:
-            raise TypeError(f"wandb_init() got an unexpected keyword {key!r}; wandb.init keywords: {sorted(WANDB_INIT_KEYWORDS)}")
+            raise TypeError(
+                f"wandb_init() got an unexpected keyword {key!r}; wandb.init keywords: {sorted(WANDB_INIT_KEYWORDS)}"
+            )
     if run_mode is not None:
         check_choice("run_mode", run_mode, RUN_MODES)
     if rank_scope is not None:
@@ -91,7 +95,7 @@ def wandb_init(
             entity=entity,
             run_mode=run_mode,
             rank_scope=rank_scope,
-            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,  # type: ignore[arg-type]
+            tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,
             config=config,
             init_kwargs=init_kwargs or None,
             **fields,
@@ -118,14 +122,15 @@ def _decorate(target: F, options: InitOptions) -> F:
         if getattr(fn, _MARK, False):
             raise TypeError(f"task {target.name!r} is already decorated with @wandb_init")
         # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
-        target.func = _wrap(fn, options)
-        target.links = (*target.links, *_links(target, options))
+        task: Any = target
+        task.func = _wrap(fn, options)
+        task.links = (*task.links, *_links(task, options))
         return target
     if not callable(target):
         raise TypeError(f"@wandb_init decorates a Flyte task or a function, got {target!r}")
     if getattr(target, _MARK, False):
         raise TypeError(f"{target!r} is already decorated with @wandb_init")
-    return _wrap(target, options)  # type: ignore[return-value]
+    return _wrap(target, options)
 
 
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:

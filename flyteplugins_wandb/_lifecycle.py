@@ -80,7 +80,15 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         return
 
     action = tctx.action
-    p = plan(topology, resolved.layout.run_mode, resolved.layout.rank_scope, base_id(action.run_name, action.name), resolved.group)
+    if not action.run_name:
+        raise RuntimeError(f"the Flyte action {action.name!r} has no run name; cannot derive a W&B run id")
+    p = plan(
+        topology,
+        resolved.layout.run_mode,
+        resolved.layout.rank_scope,
+        base_id(action.run_name, action.name),
+        resolved.group,
+    )
     if not p.starts_run:
         with _bound(None) as nothing:
             yield nothing
@@ -127,7 +135,9 @@ def _start(
             rdzv.announce_primary(ok=False)
         if options.strict:
             raise
-        logger.warning("wandb.init failed for run %s (%s: %s); training goes on without it", p.run_id, type(e).__name__, e)
+        logger.warning(
+            "wandb.init failed for run %s (%s: %s); training goes on without it", p.run_id, type(e).__name__, e
+        )
         return None
     if rdzv is not None and writer is not None and writer.primary:
         rdzv.announce_primary(ok=True)
@@ -244,7 +254,9 @@ def _finish(run: Run | None, p: RunPlan, options: InitOptions, rdzv: WriterRende
         # Raising here would replace the body's own exception; only a strict, successful task may fail on it.
         if options.strict and not failed:
             raise
-        logger.warning("finishing run %s failed (%s: %s); some of its data may not be saved", p.run_id, type(e).__name__, e)
+        logger.warning(
+            "finishing run %s failed (%s: %s); some of its data may not be saved", p.run_id, type(e).__name__, e
+        )
     finally:
         if writer is not None and not writer.primary and rdzv is not None:
             rdzv.writer_done()

@@ -135,7 +135,12 @@ def link_targets(
         if num_workers is None
         else [
             DistributedInfo(
-                rank=i, local_rank=0, world_size=num_workers, local_world_size=1, worker_index=i, num_workers=num_workers
+                rank=i,
+                local_rank=0,
+                world_size=num_workers,
+                local_world_size=1,
+                worker_index=i,
+                num_workers=num_workers,
             )
             for i in range(num_workers)
         ]
