@@ -63,6 +63,16 @@ class WandbConfig:
     tags: tuple[str, ...] | None = None
     config: Mapping[str, Any] | None = None
     init_kwargs: Mapping[str, Any] | None = field(default=None)
+    parent_run_id: str | None = None
+    """Set by the plugin, not by users: the run of the task that launched this one."""
+    parent_group: str | None = None
+
+    def inheritable(self) -> WandbConfig:
+        """What a task's children inherit: everything but the settings that describe one run or its layout
+        (a layout given in the run context reaches the children through the context itself)."""
+        return dataclasses.replace(
+            self, name=None, notes=None, group=None, job_type=None, run_mode=None, rank_scope=None
+        )
 
     def __post_init__(self) -> None:
         for f in fields(self):

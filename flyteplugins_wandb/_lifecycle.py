@@ -3,10 +3,11 @@ processes whose plan opens a run."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from ._config import WandbConfig, decode_config
 from ._coordination import WriterRendezvous
 from ._current import current_run
 from ._manifest import RunRecord, record_run
-from ._plan import RunPlan, base_id, plan
+from ._plan import ParentRun, RunPlan, base_id, plan
 from ._resolve import Resolved, resolve
 from ._topology import DistributedInfo
 
@@ -39,6 +40,8 @@ class InitOptions:
     """Seconds a shared-mode writer waits for the primary to create the run."""
     finish_timeout: float = 60.0
     """Seconds a shared-mode primary waits for the other writers to flush before it sets the final state."""
+    distributed_task: bool = False
+    """The task is an Elastic task, so ``shared`` without a parent run is fine when it runs as one process."""
 
 
 @contextmanager
@@ -72,13 +75,8 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         return
 
     topology = DistributedInfo.from_env(environ)
-    parent = current_run.get()
-    if parent is not None and topology is None and resolved.layout.run_mode == "auto":
-        # A child task running in its parent's process logs into the parent's run and leaves its state alone.
-        with _bound(parent) as run:
-            yield run
-        return
-
+    cfg = resolved.config
+    parent = ParentRun(cfg.parent_run_id, cfg.parent_group) if cfg.parent_run_id and topology is None else None
     action = tctx.action
     if not action.run_name:
         raise RuntimeError(f"the Flyte action {action.name!r} has no run name; cannot derive a W&B run id")
@@ -88,25 +86,45 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         resolved.layout.rank_scope,
         base_id(action.run_name, action.name),
         resolved.group,
+        parent=parent,
+        label=action.name,
+        standalone_shared=options.distributed_task,
     )
     if not p.starts_run:
         with _bound(None) as nothing:
             yield nothing
         return
 
+    local_parent = current_run.get()
+    if parent is not None and local_parent is not None and local_parent.id == p.run_id:
+        # A child running in its parent's process logs into the parent's run object and leaves its state alone.
+        with _bound(local_parent) as run, _inherit(cfg, p):
+            yield run
+        return
+
     rendezvous = None
-    if p.writer is not None and resolved.wandb_mode != "disabled" and topology is not None:
+    if p.writer is not None and p.writer.writers > 1 and resolved.wandb_mode != "disabled" and topology is not None:
         rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, options.start_timeout)
     run = _start(p, resolved, options, environ, rendezvous)
     if run is not None:
         _record(run, p, resolved, topology, tctx.attempt_number, environ)
     failed = True
     try:
-        with _bound(run):
+        with _bound(run), _inherit(cfg, p) if run is not None and topology is None else nullcontext():
             yield run
         failed = False
     finally:
         _finish(run, p, options, rendezvous, failed)
+
+
+@contextmanager
+def _inherit(cfg: WandbConfig, p: RunPlan) -> Iterator[None]:
+    """Hand this task's settings and run to the tasks it launches, through Flyte's run context."""
+    import flyte
+
+    child = dataclasses.replace(cfg.inheritable(), parent_run_id=p.run_id, parent_group=p.group)
+    with flyte.custom_context(**child.to_context()):
+        yield
 
 
 def _start(

@@ -7,7 +7,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._config import WandbConfig, decode_config
-from ._plan import LinkTarget, base_id, link_targets
+from ._plan import LinkTarget, ParentRun, base_id, link_targets
 from ._resolve import resolve_layout
 
 __all__ = ["Wandb"]
@@ -34,9 +34,12 @@ class Wandb:
     icon_uri: str = _ICON
 
     def target(self, run_name: str, action_name: str, context: dict[str, str] | None) -> LinkTarget:
-        layout = resolve_layout(self.config, decode_config(context))
+        """The page this link opens, for an action launched with ``context``."""
+        launching = decode_config(context)
+        layout = resolve_layout(self.config, launching)
+        parent = ParentRun(launching.parent_run_id, launching.parent_group) if launching.parent_run_id else None
         targets = link_targets(
-            base_id(run_name, action_name), layout.run_mode, layout.rank_scope, self.num_workers, layout.group
+            base_id(run_name, action_name), layout.run_mode, layout.rank_scope, self.num_workers, layout.group, parent
         )
         # One link per worker is attached when the scope is left to the run context; under global scope the
         # workers' links all show the one run or group that every worker logs to.

@@ -4,19 +4,22 @@ This module holds every rule for run ids, groups and shared-mode roles. It impor
 I/O and needs no communication: each process derives its own plan, and the Flyte links derive theirs from the same
 functions, so a link cannot disagree with the run it names.
 
-Run id rules (``base`` is ``{run_name}-{action_name}``):
+Run id rules (``base`` is ``{run_name}-{action_name}``; a "child" is a task launched by a task that has a run):
 
-=====================================  =========================================  =========================
-layout                                 run id                                     group
-=====================================  =========================================  =========================
-not distributed, any mode              ``{base}``                                 ``{base}`` for new
-one node, auto / shared                ``{base}``                                 -
-one node, new                          ``{base}-rank-{rank}``                     ``{base}``
-several nodes, auto / shared, global   ``{base}``                                 -
-several nodes, auto / shared, worker   ``{base}-worker-{i}``                      -
-several nodes, new, global             ``{base}-rank-{rank}``                     ``{base}``
-several nodes, new, worker             ``{base}-worker-{i}-rank-{local_rank}``    ``{base}-worker-{i}``
-=====================================  =========================================  =========================
+| layout                                  | run id                                  | group                         |
+| --------------------------------------- | --------------------------------------- | ----------------------------- |
+| not distributed, auto / shared          | ``{base}``                              | -                             |
+| not distributed, new                    | ``{base}``                              | ``{base}``                    |
+| child, not distributed, auto / shared   | the parent's run id (non-primary writer)| the parent's                  |
+| child, not distributed, new             | ``{base}``                              | the parent's group, or its id |
+| one node, auto / shared                 | ``{base}``                              | -                             |
+| one node, new                           | ``{base}-rank-{rank}``                  | ``{base}``                    |
+| several nodes, auto / shared, global    | ``{base}``                              | -                             |
+| several nodes, auto / shared, worker    | ``{base}-worker-{i}``                   | -                             |
+| several nodes, new, global              | ``{base}-rank-{rank}``                  | ``{base}``                    |
+| several nodes, new, worker              | ``{base}-worker-{i}-rank-{local_rank}`` | ``{base}-worker-{i}``         |
+
+A user-given group replaces the ``{base}`` stem of the new-mode groups, and is the group of auto/shared runs.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Literal
 from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
 from ._topology import DistributedInfo
 
-__all__ = ["LinkTarget", "RunPlan", "SharedWriter", "base_id", "link_targets", "plan"]
+__all__ = ["LayoutError", "LinkTarget", "ParentRun", "RunPlan", "SharedWriter", "base_id", "link_targets", "plan"]
 
 
 def base_id(run_name: str, action_name: str) -> str:
@@ -46,7 +49,8 @@ class SharedWriter:
     primary: bool
     """``x_primary``: creates the run, uploads shared files and alone sets the final state."""
     writers: int
-    """How many processes write to this run (the primary waits for the others before finishing)."""
+    """How many processes of this task write to this run (the primary waits for the others before finishing);
+    0 for a child task joining its parent's run, whose writers are not counted."""
 
 
 @dataclass(frozen=True)
@@ -69,23 +73,54 @@ class RunPlan:
         return self.run_id is not None
 
 
+@dataclass(frozen=True)
+class ParentRun:
+    """The run of the task that launched this one (it travels to children in the run context)."""
+
+    run_id: str
+    group: str | None = None
+
+
+class LayoutError(ValueError):
+    """The requested layout cannot be built for this process."""
+
+
 def plan(
     topology: DistributedInfo | None,
     run_mode: str,
     rank_scope: str,
     base: str,
     group: str | None = None,
+    *,
+    parent: ParentRun | None = None,
+    label: str | None = None,
+    standalone_shared: bool = True,
 ) -> RunPlan:
     """Decide this process's run from its topology and the layout. Pure: same inputs, same plan, on every rank.
 
     ``group`` is the user's group, if any: in ``new`` mode it replaces ``{base}`` as the stem of the layout's
     groups; in ``auto``/``shared`` mode it is the run's group as given.
+
+    ``parent`` is the run of the launching task. A task that is not distributed joins it in ``auto``/``shared``
+    mode (as a non-primary writer labelled ``label``) and is grouped with it in ``new`` mode. Distributed tasks
+    build their own layout. Without a parent, ``shared`` on a task that is not distributed is one plain run when
+    ``standalone_shared`` (an Elastic task running in one process), and a :class:`LayoutError` otherwise.
     """
     mode: RunMode = check_choice("run_mode", run_mode, RUN_MODES)  # type: ignore[assignment]
     scope: RankScope = check_choice("rank_scope", rank_scope, RANK_SCOPES)  # type: ignore[assignment]
 
     stem = group if group is not None else base
     if topology is None:
+        if parent is not None and mode != "new":
+            joining = SharedWriter(label=label or base, primary=False, writers=0)
+            return RunPlan(mode, "global", run_id=parent.run_id, group=parent.group, writer=joining)
+        if parent is not None:
+            return RunPlan(mode, "global", run_id=base, group=group or parent.group or parent.run_id)
+        if mode == "shared" and not standalone_shared:
+            raise LayoutError(
+                f"run_mode='shared' on task {base!r}: there is no parent run to share (the launching task has no "
+                "@wandb_init run) and the task is not distributed; use run_mode='auto' or 'new'"
+            )
         return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group)
 
     t = topology
@@ -121,9 +156,15 @@ class LinkTarget:
 
 
 def link_targets(
-    base: str, run_mode: str, rank_scope: str, num_workers: int | None, group: str | None = None
+    base: str,
+    run_mode: str,
+    rank_scope: str,
+    num_workers: int | None,
+    group: str | None = None,
+    parent: ParentRun | None = None,
 ) -> tuple[LinkTarget, ...]:
-    """The pages that together show every run a layout creates, in worker order, without duplicates.
+    """The pages that together show every run a layout creates, in worker order, without duplicates: run pages,
+    and group pages for a distributed ``new`` layout (one per group).
 
     ``num_workers`` is None for a task that is not distributed. Derived by planning each worker's local rank 0
     (every worker has one), so it follows :func:`plan` by construction.
@@ -147,10 +188,13 @@ def link_targets(
     )
     targets: list[LinkTarget] = []
     for topology in topologies:
-        p = plan(topology, run_mode, rank_scope, base, group)
+        p = plan(topology, run_mode, rank_scope, base, group, parent=parent)
         if p.run_id is None:
             continue
-        target = LinkTarget("group", p.group) if p.run_mode == "new" and p.group else LinkTarget("run", p.run_id)
+        if p.run_mode == "new" and p.group and topology is not None:
+            target = LinkTarget("group", p.group)
+        else:
+            target = LinkTarget("run", p.run_id)
         if target not in targets:
             targets.append(target)
     return tuple(targets)
