@@ -124,8 +124,8 @@ def _decorate(target: F, options: InitOptions) -> F:
             raise TypeError(f"task {target.name!r} is already decorated with @wandb_init")
         # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
         task: Any = target
-        if _num_workers(getattr(task, "plugin_config", None)) is not None:
-            options = dataclasses.replace(options, distributed_task=True)
+        distributed = _num_workers(getattr(task, "plugin_config", None)) is not None
+        options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
         task.func = _wrap(fn, options)
         task.links = (*task.links, *_links(task, options))
         return target

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 from ._config import WandbConfig, decode_config
 from ._coordination import WriterRendezvous
 from ._current import current_run
+from ._guards import bounded, require_api_key, retrying, sigterm_ends_run
+from ._init_args import build_init_kwargs
 from ._manifest import RunRecord, record_run
 from ._plan import ParentRun, RunPlan, base_id, plan
+from ._provenance import provenance
 from ._resolve import Resolved, resolve
 from ._topology import DistributedInfo
 
@@ -35,13 +38,16 @@ class InitOptions:
     settings: Any = None
     """A ``wandb.Settings`` to start from; copied, never changed."""
     strict: bool = False
-    """Raise instead of warning when a run cannot be started."""
+    """Raise instead of warning when a run cannot be started or finished."""
     start_timeout: float = 120.0
-    """Seconds a shared-mode writer waits for the primary to create the run."""
+    """Seconds a shared-mode writer waits for the primary; also wandb's own ``init_timeout``."""
     finish_timeout: float = 60.0
-    """Seconds a shared-mode primary waits for the other writers to flush before it sets the final state."""
+    """Seconds for the end of a run: a primary waiting for its other writers, then ``run.finish`` itself."""
+    init_attempts: int = 3
+    """Tries of ``wandb.init`` (with exponential backoff) before the process goes on without a run."""
     distributed_task: bool = False
     """The task is an Elastic task, so ``shared`` without a parent run is fine when it runs as one process."""
+    task_name: str | None = None
 
 
 @contextmanager
@@ -102,19 +108,45 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
             yield run
         return
 
+    if resolved.wandb_mode == "online":
+        require_api_key(environ, options.settings)
     rendezvous = None
     if p.writer is not None and p.writer.writers > 1 and resolved.wandb_mode != "disabled" and topology is not None:
         rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, options.start_timeout)
-    run = _start(p, resolved, options, environ, rendezvous)
+    origin = None
+    if p.writer is None or p.writer.primary:
+        origin = provenance(
+            project=action.project,
+            domain=action.domain,
+            run_name=action.run_name,
+            action_name=action.name,
+            task_name=options.task_name,
+            version=tctx.version,
+            plan=p,
+            topology=topology,
+        )
+    run = _start(p, resolved, options, environ, rendezvous, origin)
     if run is not None:
+        _annotate(run, tctx.attempt_number, topology)
         _record(run, p, resolved, topology, tctx.attempt_number, environ)
     failed = True
+    exit_code = 1
     try:
-        with _bound(run), _inherit(cfg, p) if run is not None and topology is None else nullcontext():
+        with (
+            _bound(run),
+            sigterm_ends_run(),
+            _inherit(cfg, p) if run is not None and topology is None else nullcontext(),
+        ):
             yield run
         failed = False
+        exit_code = 0
+    except SystemExit as e:  # Preempted, or sys.exit() in the body
+        exit_code = e.code if isinstance(e.code, int) and e.code else 1
+        if run is not None and exit_code == 143:
+            _safely(lambda: run.summary.update({"flyte/preempted": True}), "marking the run preempted")
+        raise
     finally:
-        _finish(run, p, options, rendezvous, failed)
+        _finish(run, p, options, rendezvous, failed, exit_code)
 
 
 @contextmanager
@@ -128,7 +160,12 @@ def _inherit(cfg: WandbConfig, p: RunPlan) -> Iterator[None]:
 
 
 def _start(
-    p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping[str, str], rdzv: WriterRendezvous | None
+    p: RunPlan,
+    resolved: Resolved,
+    options: InitOptions,
+    environ: Mapping[str, str],
+    rdzv: WriterRendezvous | None,
+    origin: dict[str, Any] | None,
 ) -> Run | None:
     writer = p.writer
     if writer is not None and not writer.primary and rdzv is not None:
@@ -147,7 +184,7 @@ def _start(
                 writer.label,
             )
     try:
-        run = _init(p, resolved, options, environ)
+        run = _init(p, resolved, options, environ, origin)
     except Exception as e:
         if rdzv is not None and writer is not None and writer.primary:
             rdzv.announce_primary(ok=False)
@@ -162,67 +199,32 @@ def _start(
     return run
 
 
-def init_kwargs(p: RunPlan, resolved: Resolved, settings: Any, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The keyword arguments of ``wandb.init`` for this plan (``settings`` is a ``wandb.Settings``, copied)."""
-    cfg = resolved.config
-    kwargs: dict[str, Any] = dict(cfg.init_kwargs or {})
-    for name in ("project", "entity", "name", "notes", "job_type", "dir"):
-        value = getattr(cfg, name)
-        if value is not None:
-            kwargs[name] = value
-    if cfg.tags is not None:
-        kwargs["tags"] = list(cfg.tags)
-    if cfg.config is not None:
-        kwargs["config"] = dict(cfg.config)
-    kwargs.update(id=p.run_id, group=p.group, mode=resolved.wandb_mode, reinit="create_new")
-    # Flyte retries and elastic restarts reopen the same id: continue its history instead of clashing with it.
-    kwargs.setdefault("resume", "allow")
-
-    updates: dict[str, Any] = {}
-    writer = p.writer
-    if writer is not None and resolved.wandb_mode != "disabled":
-        updates.update(x_label=writer.label, x_primary=writer.primary, x_update_finish_state=writer.primary)
-        if resolved.wandb_mode == "online":
-            # Settings(mode="shared") would also override an offline WANDB_MODE; only online runs are shared.
-            updates["mode"] = "shared"
-            kwargs.pop("mode")
-        # Writers of one run in one directory overwrite each other's files (offline, all but one history is lost).
-        root = cfg.dir or environ.get("WANDB_DIR") or os.getcwd()
-        kwargs["dir"] = os.path.join(root, "wandb-writers", str(p.run_id), writer.label)
-        os.makedirs(kwargs["dir"], exist_ok=True)
-    gpus = _own_gpu(p, environ)
-    if gpus is not None:
-        updates["x_stats_gpu_device_ids"] = gpus
-    kwargs["settings"] = settings.model_copy(update=updates) if settings is not None else None
-    if kwargs["settings"] is None and updates:
-        import wandb
-
-        kwargs["settings"] = wandb.Settings(**updates)
-    return kwargs
-
-
-def _own_gpu(p: RunPlan, environ: Mapping[str, str]) -> list[int] | None:
-    """The NVML index of this rank's GPU, when it has one and its run should not sample the node's other GPUs."""
-    if p.gpu_index is None or not (p.writer is not None or p.run_mode == "new"):
-        return None
-    import sys
-
-    torch = sys.modules.get("torch")  # never import torch for this: a process without it has no GPU to pin
-    if torch is None or not torch.cuda.is_available():
-        return None
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return [p.gpu_index]
-    ids = [v.strip() for v in visible.split(",") if v.strip()]
-    if p.gpu_index < len(ids) and ids[p.gpu_index].isdigit():
-        return [int(ids[p.gpu_index])]
-    return None  # UUIDs or too few devices: sampling every GPU is better than sampling the wrong one
-
-
-def _init(p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping[str, str]) -> Run:
+def _init(
+    p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping[str, str], origin: dict[str, Any] | None
+) -> Run:
     import wandb
 
-    return wandb.init(**init_kwargs(p, resolved, options.settings, environ))
+    kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=options.start_timeout)
+    return retrying(
+        lambda: wandb.init(**kwargs),
+        attempts=options.init_attempts,
+        backoff=1.0,
+        what=f"wandb.init of run {p.run_id}",
+        permanent=(TypeError, ValueError, wandb.errors.UsageError),
+    )
+
+
+def _annotate(run: Run, attempt: int, topology: DistributedInfo | None) -> None:
+    # These change on Flyte retries and elastic restarts of the same run, so they belong in the summary.
+    values = {"flyte/attempt": attempt, "flyte/restart_count": topology.restart_count if topology else 0}
+    _safely(lambda: run.summary.update(values), "recording the attempt")
+
+
+def _safely(action: Any, what: str) -> None:
+    try:
+        action()
+    except Exception as e:
+        logger.warning("%s failed (%s: %s)", what, type(e).__name__, e)
 
 
 def _record(
@@ -252,7 +254,14 @@ def _record(
         logger.warning("could not record run %s in the manifest: %s", p.run_id, e)
 
 
-def _finish(run: Run | None, p: RunPlan, options: InitOptions, rdzv: WriterRendezvous | None, failed: bool) -> None:
+def _finish(
+    run: Run | None,
+    p: RunPlan,
+    options: InitOptions,
+    rdzv: WriterRendezvous | None,
+    failed: bool,
+    exit_code: int,
+) -> None:
     writer = p.writer
     if writer is not None and writer.primary and rdzv is not None and not failed:
         others = writer.writers - 1
@@ -266,15 +275,18 @@ def _finish(run: Run | None, p: RunPlan, options: InitOptions, rdzv: WriterRende
                 options.finish_timeout,
             )
     try:
-        if run is not None:
-            run.finish(exit_code=1 if failed else 0)
+        if run is not None and not bounded(lambda: run.finish(exit_code=exit_code), options.finish_timeout):
+            logger.warning(
+                "run %s did not finish within %.0fs; data not yet uploaded stays in %s (upload it with `wandb sync`)",
+                p.run_id,
+                options.finish_timeout,
+                getattr(run.settings, "sync_dir", "the run directory"),
+            )
     except Exception as e:
         # Raising here would replace the body's own exception; only a strict, successful task may fail on it.
         if options.strict and not failed:
             raise
-        logger.warning(
-            "finishing run %s failed (%s: %s); some of its data may not be saved", p.run_id, type(e).__name__, e
-        )
+        logger.warning("finishing run %s failed (%s: %s); some of its data may be lost", p.run_id, type(e).__name__, e)
     finally:
         if writer is not None and not writer.primary and rdzv is not None:
             rdzv.writer_done()

@@ -1,0 +1,115 @@
+"""What keeps tracking from hanging or killing a job: a key check before training, bounded retries of
+``wandb.init``, a bounded ``finish``, and a clean end on SIGTERM (preemption)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import netrc
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+__all__ = ["MissingApiKeyError", "Preempted", "bounded", "require_api_key", "retrying", "sigterm_ends_run"]
+
+logger = logging.getLogger("flyteplugins_wandb")
+
+T = TypeVar("T")
+
+
+class MissingApiKeyError(RuntimeError):
+    """Online W&B mode, and no API key this process could use."""
+
+
+class Preempted(SystemExit):
+    """SIGTERM arrived while the task ran (for example a preempted node)."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+def require_api_key(environ: Mapping[str, str], settings: Any = None) -> None:
+    """Fail before training starts, rather than let wandb prompt for a key in a worker that has no terminal."""
+    if environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return
+    if settings is not None and getattr(settings, "api_key", None):
+        return
+    base_url = environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    host = urlparse(base_url).hostname or base_url
+    path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    with contextlib.suppress(OSError, netrc.NetrcParseError):
+        if netrc.netrc(path).authenticators(host):
+            return
+    raise MissingApiKeyError(
+        f"W&B is in online mode but no API key was found for {base_url}. On Flyte, give the task a secret as an "
+        'environment variable: TaskEnvironment(..., secrets=flyte.Secret(key="wandb_api_key", '
+        'as_env_var="WANDB_API_KEY")). Or set WANDB_MODE=offline (sync later with `wandb sync`), or disabled.'
+    )
+
+
+def retrying(
+    fn: Callable[[], T], *, attempts: int, backoff: float, what: str, permanent: tuple[type[BaseException], ...]
+) -> T:
+    """Call ``fn`` up to ``attempts`` times, sleeping ``backoff * 2**i`` between tries; ``permanent`` errors
+    (bad arguments, which fail the same way every time) are raised at once."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except permanent:
+            raise
+        except Exception as e:
+            if i == attempts - 1:
+                raise
+            delay = backoff * 2**i
+            logger.warning(
+                "%s failed (%s: %s); retrying in %.1fs (%d/%d)", what, type(e).__name__, e, delay, i + 2, attempts
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def bounded(fn: Callable[[], None], timeout: float) -> bool:
+    """Run ``fn`` in a daemon thread for at most ``timeout`` seconds; False if it was still running.
+    Its exception, if any, is raised here."""
+    error: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            fn()
+        except BaseException as e:
+            error.append(e)
+
+    worker = threading.Thread(target=call, name="flyteplugins-wandb-finish", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if error:
+        raise error[0]
+    return not worker.is_alive()
+
+
+@contextlib.contextmanager
+def sigterm_ends_run() -> Iterator[None]:
+    """While the body runs, turn SIGTERM into :class:`Preempted`, so the run is finished, not left "crashed".
+
+    Only on the main thread, and only where SIGTERM still has its default action: a handler the user or a
+    framework installed is left alone.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Preempted()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
