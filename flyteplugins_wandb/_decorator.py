@@ -39,6 +39,7 @@ def wandb_init(
     strict: bool = False,
     start_timeout: float = 120.0,
     finish_timeout: float = 60.0,
+    run_per_attempt: bool = False,
     **init_kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -57,6 +58,7 @@ def wandb_init(
     strict: bool = False,
     start_timeout: float = 120.0,
     finish_timeout: float = 60.0,
+    run_per_attempt: bool = False,
     **init_kwargs: Any,
 ) -> Any:
     """Open a W&B run in each process of a Flyte task that should have one, for the duration of the task.
@@ -71,7 +73,11 @@ def wandb_init(
       ``resume``...); ``id`` and ``reinit`` may not, because the layout decides them. ``host`` is the W&B web
       address for the links only.
     - If the task raises, its run finishes as failed and the exception propagates unchanged. If a run cannot be
-      started, the task runs without it and a warning says so, unless ``strict=True``.
+      started, the task runs without it and a warning says so, unless ``strict=True``. Online mode without an
+      API key fails before the body starts. ``start_timeout`` bounds waiting for wandb.init and, in shared mode,
+      for the primary writer; ``finish_timeout`` bounds the end of the run.
+    - Flyte retries and elastic restarts continue the same run (``resume="allow"``); ``run_per_attempt=True``
+      opens a fresh run per attempt instead (``-attempt-{n}``, grouped).
     """
     for key in init_kwargs:
         if key in RESERVED_INIT_KEYWORDS:
@@ -105,6 +111,7 @@ def wandb_init(
         strict=strict,
         start_timeout=float(start_timeout),
         finish_timeout=float(finish_timeout),
+        run_per_attempt=bool(run_per_attempt),
     )
 
     def decorate(target: F) -> F:
@@ -139,10 +146,16 @@ def _decorate(target: F, options: InitOptions) -> F:
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
     num_workers = _num_workers(getattr(task, "plugin_config", None))
     if num_workers is None or num_workers == 1 or options.config.rank_scope == "global":
-        return (Wandb(options.config, num_workers=num_workers),)
+        return (Wandb(options.config, num_workers=num_workers, per_attempt=options.run_per_attempt),)
     # rank_scope "worker" here or possibly in the run context: one link per worker.
     return tuple(
-        Wandb(options.config, num_workers=num_workers, worker_index=i, name=f"Weights & Biases (worker {i})")
+        Wandb(
+            options.config,
+            num_workers=num_workers,
+            worker_index=i,
+            per_attempt=options.run_per_attempt,
+            name=f"Weights & Biases (worker {i})",
+        )
         for i in range(num_workers)
     )
 

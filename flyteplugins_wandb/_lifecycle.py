@@ -48,6 +48,8 @@ class InitOptions:
     distributed_task: bool = False
     """The task is an Elastic task, so ``shared`` without a parent run is fine when it runs as one process."""
     task_name: str | None = None
+    run_per_attempt: bool = False
+    """A fresh run per Flyte attempt (grouped), instead of resuming the same run on retries."""
 
 
 @contextmanager
@@ -95,6 +97,7 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         parent=parent,
         label=action.name,
         standalone_shared=options.distributed_task,
+        attempt=tctx.attempt_number if options.run_per_attempt else None,
     )
     if not p.starts_run:
         with _bound(None) as nothing:

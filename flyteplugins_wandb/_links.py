@@ -30,6 +30,8 @@ class Wandb:
     config: WandbConfig = field(default_factory=WandbConfig)
     num_workers: int | None = None
     worker_index: int | None = None
+    per_attempt: bool = False
+    """The task opens a fresh run per Flyte attempt: the link shows their group."""
     name: str = "Weights & Biases"
     icon_uri: str = _ICON
 
@@ -39,7 +41,13 @@ class Wandb:
         layout = resolve_layout(self.config, launching)
         parent = ParentRun(launching.parent_run_id, launching.parent_group) if launching.parent_run_id else None
         targets = link_targets(
-            base_id(run_name, action_name), layout.run_mode, layout.rank_scope, self.num_workers, layout.group, parent
+            base_id(run_name, action_name),
+            layout.run_mode,
+            layout.rank_scope,
+            self.num_workers,
+            layout.group,
+            parent,
+            self.per_attempt,
         )
         # One link per worker is attached when the scope is left to the run context; under global scope the
         # workers' links all show the one run or group that every worker logs to.

@@ -24,6 +24,7 @@ A user-given group replaces the ``{base}`` stem of the new-mode groups, and is t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,6 +96,7 @@ def plan(
     parent: ParentRun | None = None,
     label: str | None = None,
     standalone_shared: bool = True,
+    attempt: int | None = None,
 ) -> RunPlan:
     """Decide this process's run from its topology and the layout. Pure: same inputs, same plan, on every rank.
 
@@ -105,7 +107,28 @@ def plan(
     mode (as a non-primary writer labelled ``label``) and is grouped with it in ``new`` mode. Distributed tasks
     build their own layout. Without a parent, ``shared`` on a task that is not distributed is one plain run when
     ``standalone_shared`` (an Elastic task running in one process), and a :class:`LayoutError` otherwise.
+
+    ``attempt`` asks for a fresh run per Flyte attempt (Flyte counts from 0): ``-attempt-{n}`` is appended to
+    every id this task creates, and runs without a layout group are grouped under their id without the suffix.
     """
+    p = _plan(topology, run_mode, rank_scope, base, group, parent, label, standalone_shared)
+    if attempt is None or p.run_id is None or (p.writer is not None and p.writer.writers == 0):
+        return p
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt!r}")
+    return dataclasses.replace(p, run_id=f"{p.run_id}-attempt-{attempt}", group=p.group or p.run_id)
+
+
+def _plan(
+    topology: DistributedInfo | None,
+    run_mode: str,
+    rank_scope: str,
+    base: str,
+    group: str | None,
+    parent: ParentRun | None,
+    label: str | None,
+    standalone_shared: bool,
+) -> RunPlan:
     mode: RunMode = check_choice("run_mode", run_mode, RUN_MODES)  # type: ignore[assignment]
     scope: RankScope = check_choice("rank_scope", rank_scope, RANK_SCOPES)  # type: ignore[assignment]
 
@@ -162,12 +185,14 @@ def link_targets(
     num_workers: int | None,
     group: str | None = None,
     parent: ParentRun | None = None,
+    per_attempt: bool = False,
 ) -> tuple[LinkTarget, ...]:
     """The pages that together show every run a layout creates, in worker order, without duplicates: run pages,
     and group pages for a distributed ``new`` layout (one per group).
 
     ``num_workers`` is None for a task that is not distributed. Derived by planning each worker's local rank 0
-    (every worker has one), so it follows :func:`plan` by construction.
+    (every worker has one), so it follows :func:`plan` by construction. With ``per_attempt`` (a fresh run per
+    Flyte attempt, unknown when the link is drawn) runs are shown by their group.
     """
     if num_workers is not None and num_workers < 1:
         raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
@@ -188,10 +213,10 @@ def link_targets(
     )
     targets: list[LinkTarget] = []
     for topology in topologies:
-        p = plan(topology, run_mode, rank_scope, base, group, parent=parent)
+        p = plan(topology, run_mode, rank_scope, base, group, parent=parent, attempt=0 if per_attempt else None)
         if p.run_id is None:
             continue
-        if p.run_mode == "new" and p.group and topology is not None:
+        if p.group and ((p.run_mode == "new" and topology is not None) or (per_attempt and p.writer is None)):
             target = LinkTarget("group", p.group)
         else:
             target = LinkTarget("run", p.run_id)

@@ -117,7 +117,7 @@ def run_elastic_locally(
     run_name: str | None = None,
     action_name: str = "a0",
     max_restarts: int | None = None,
-    attempt: int = 1,
+    attempt: int = 0,
     env: Mapping[str, str] | None = None,
     timeout: float = 600.0,
     **inputs: Any,
@@ -126,8 +126,9 @@ def run_elastic_locally(
 
     ``nnodes``/``nproc_per_node`` default to the task's own ``Elastic`` settings. Workers use the CPU unless your
     code picks a GPU; use the gloo backend. ``custom_context`` is the run context (for example
-    ``wandb_config(...)``); ``env`` adds environment variables for the agents and workers; ``attempt`` sets the
-    Flyte attempt number. Returns rank 0's output and the W&B runs the workers opened.
+    ``wandb_config(...)``); ``env`` adds environment variables for the agents and workers; ``attempt``
+    sets the Flyte attempt number (0 for the first, as Flyte counts). Returns rank 0's output and the W&B runs
+    the workers opened.
 
     Raises TypeError for a task that is not an Elastic task, and :class:`LocalElasticError` if any node fails or
     ``timeout`` seconds pass; every agent and worker is stopped before it returns or raises, Ctrl-C included.
@@ -142,8 +143,8 @@ def run_elastic_locally(
     procs = int(nproc_per_node if nproc_per_node is not None else config.nproc_per_node)
     if nodes < 1 or procs < 1:
         raise ValueError(f"nnodes and nproc_per_node must be >= 1, got {nodes} and {procs}")
-    if attempt < 1:
-        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt}")
     changes: dict[str, Any] = {"nnodes": nodes, "nproc_per_node": procs, "monitor_interval": 1}
     if max_restarts is not None:
         changes["max_restarts"] = max_restarts
