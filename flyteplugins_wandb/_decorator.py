@@ -95,6 +95,7 @@ def wandb_init(
     for name, value in (("start_timeout", start_timeout), ("finish_timeout", finish_timeout)):
         if not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    _check_settings(settings)
     fields = {k: init_kwargs.pop(k) for k in _CONFIG_FIELDS if k in init_kwargs}
     options = InitOptions(
         config=WandbConfig(
@@ -118,6 +119,24 @@ def wandb_init(
         return _decorate(target, options)
 
     return decorate if func is None else decorate(func)
+
+
+# wandb.Settings fields the layout sets per process; a value given by the user would contradict it on some rank.
+_LAYOUT_SETTINGS = ("mode", "run_id", "run_group", "x_label", "x_primary", "x_update_finish_state", "resume")
+
+
+def _check_settings(settings: Any) -> None:
+    if settings is None:
+        return
+    given = getattr(settings, "model_fields_set", None)
+    if given is None:
+        raise TypeError(f"settings must be a wandb.Settings, got {type(settings).__name__}")
+    clash = sorted(set(given) & set(_LAYOUT_SETTINGS))
+    if clash:
+        raise ValueError(
+            f"settings may not set {', '.join(clash)}: run_mode/rank_scope decide them per process "
+            "(use wandb_init(mode=...) for online/offline/disabled and resume=... for resuming)"
+        )
 
 
 def _decorate(target: F, options: InitOptions) -> F:

@@ -1,2 +1,202 @@
-def format_summary(result):
-    return "\n".join(str(r) for r in result.runs) + "\n" + str(result.links)
+"""A plain-text account of what a local launch produced: its W&B runs, their state and last metrics, the task's
+links and, for offline runs, where the files are and how to upload them.
+
+Reading (a ``wandb leet inspect`` subprocess per offline run) is kept apart from formatting
+(:func:`render_summary`, pure), so the table can be tested from plain values. wandb is never imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ._manifest import RunRecord
+
+if TYPE_CHECKING:
+    from .local import LocalElasticResult
+
+__all__ = ["RunState", "format_summary", "read_offline_state", "render_summary"]
+
+_MAX_METRICS: Final = 4
+_NO_VALUE: Final = "-"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What an offline run's files say about it."""
+
+    state: str | None
+    """W&B's run state (``finished``, ``failed``, ``running``...), None when it could not be read."""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    """The run's summary: the last value logged for each metric."""
+    error: str | None = None
+    """Why the files could not be read, when they could not."""
+
+
+def _wandb_cli() -> str | None:
+    # The CLI of the wandb installed next to this interpreter, not whichever `wandb` is first on PATH.
+    beside = Path(sys.executable).with_name("wandb")
+    return str(beside) if beside.exists() else shutil.which("wandb")
+
+
+def read_offline_state(directory: str | os.PathLike[str], timeout: float = 30.0) -> RunState:
+    """Read an offline run's state and summary metrics with ``wandb leet inspect --summary --json``.
+
+    Never raises for a run that cannot be read (missing files, no CLI, a timeout, bad output): the returned
+    :class:`RunState` says why in ``error``.
+    """
+    path = Path(directory)
+    if not path.is_dir() or not any(path.glob("run-*.wandb")):
+        return RunState(None, error=f"no run file in {path}")
+    cli = _wandb_cli()
+    if cli is None:
+        return RunState(None, error="the wandb command-line tool was not found")
+    try:
+        done = subprocess.run(
+            [cli, "leet", "inspect", "--summary", "--json", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return RunState(None, error=f"wandb leet inspect did not answer within {timeout:.0f}s")
+    except OSError as e:
+        return RunState(None, error=f"cannot run {cli}: {e}")
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        return RunState(None, error=f"wandb leet inspect exited {done.returncode}: {detail[-1] if detail else ''}")
+    try:
+        data = json.loads(done.stdout)
+    except json.JSONDecodeError as e:
+        return RunState(None, error=f"wandb leet inspect printed no JSON: {e}")
+    if not isinstance(data, dict):
+        return RunState(None, error="wandb leet inspect printed JSON that is not an object")
+    summary = data.get("summary")
+    return RunState(data.get("state"), dict(summary) if isinstance(summary, dict) else {})
+
+
+def _readable(record: RunRecord) -> bool:
+    return record.wandb_mode == "offline" and bool(record.directory)
+
+
+def format_summary(result: LocalElasticResult, *, timeout: float = 30.0) -> str:
+    """A readable table of the runs a local launch produced, then its links and, for offline runs, the command
+    that uploads them. Offline runs' state and last metrics are read from their files (each read bounded by
+    ``timeout`` seconds); online runs are listed by id (their pages are behind the links)."""
+    directories = sorted({str(r.directory) for r in result.runs if _readable(r)})
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(directories)))) as pool:
+        states = dict(zip(directories, pool.map(lambda d: read_offline_state(d, timeout), directories)))
+    return render_summary(result.runs, result.links, states)
+
+
+def _ranks(record: RunRecord) -> str:
+    notes = []
+    if record.label:
+        who = record.label
+        if record.primary:
+            notes.append("primary")
+    elif record.rank is None:
+        who = "not distributed"
+    else:
+        who = f"rank {record.rank}"
+        if record.worker_index is not None:
+            notes.append(f"node {record.worker_index}")
+    if record.restart_count:
+        notes.append(f"restart {record.restart_count}")
+    if record.attempt > 1:
+        notes.append(f"attempt {record.attempt}")
+    return f"{who} ({', '.join(notes)})" if notes else who
+
+
+def _value(value: Any) -> str | None:
+    if isinstance(value, bool) or isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return None  # histograms, tables, media: not for a one-line summary
+
+
+def _metrics(metrics: Mapping[str, Any]) -> str:
+    shown = [
+        f"{key}={text}"
+        for key, value in sorted(metrics.items())
+        if not key.startswith("_") and (text := _value(value)) is not None
+    ]
+    if not shown:
+        return _NO_VALUE
+    more = len(shown) - _MAX_METRICS
+    return "  ".join(shown[:_MAX_METRICS]) + (f"  (+{more} more)" if more > 0 else "")
+
+
+def _state_cells(record: RunRecord, states: Mapping[str, RunState]) -> tuple[str, str]:
+    if record.wandb_mode != "offline":
+        return record.wandb_mode, _NO_VALUE
+    state = states.get(str(record.directory)) if record.directory else None
+    if state is None:
+        return "not read", _NO_VALUE
+    if state.error is not None:
+        return "unreadable", _NO_VALUE
+    return state.state or "unknown", _metrics(state.metrics)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [header, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def render_summary(
+    runs: Sequence[RunRecord],
+    links: Sequence[tuple[str, str]] = (),
+    states: Mapping[str, RunState] | None = None,
+) -> str:
+    """The summary text, from records, links and the states read from offline runs (keyed by run directory)."""
+    states = states or {}
+    lines: list[str] = []
+    ids = sorted({r.run_id for r in runs})
+    modes = sorted({r.wandb_mode for r in runs})
+    if not runs:
+        lines.append("W&B runs: none (no process opened a run)")
+    else:
+        processes = "" if len(runs) == len(ids) else f", written by {len(runs)} processes"
+        lines.append(f"W&B runs: {len(ids)} ({', '.join(modes)}{processes})")
+        body = []
+        for r in runs:
+            state, metrics = _state_cells(r, states)
+            body.append((r.run_id, r.group or _NO_VALUE, _ranks(r), state, metrics))
+        lines.extend(_table(("RUN ID", "GROUP", "RANKS", "STATE", "LAST METRICS"), body))
+    problems = [
+        f"  {r.run_id} ({_ranks(r)}): {s.error}"
+        for r in runs
+        if r.directory and (s := states.get(str(r.directory))) is not None and s.error is not None
+    ]
+    if problems:
+        lines += ["", "Could not read:", *problems]
+
+    lines.append("")
+    if links:
+        lines.append("Links (as the Flyte UI shows them):")
+        lines.extend(f"  {name}: {url}" for name, url in links)
+    else:
+        lines.append("Links: none")
+
+    offline = sorted({str(r.directory) for r in runs if _readable(r)})
+    if offline:
+        where = os.path.commonpath(offline) if len(offline) > 1 else os.path.dirname(offline[0])
+        lines += [
+            "",
+            f"Offline runs are under {where}",
+            "Upload them to W&B (after `wandb login`) with:",
+            *(f"  wandb sync {shlex.quote(d)}" for d in offline),
+        ]
+    return "\n".join(lines)
