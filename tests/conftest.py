@@ -40,5 +40,9 @@ def _finish_stray_wandb_runs() -> None:
     import sys
 
     wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
+    if wandb is None:
+        return
+    if wandb.run is not None:
         wandb.run.finish()
+    # wandb's process-wide setup caches WANDB_DIR and friends: tear it down so the next test's tmp dirs apply.
+    wandb.teardown()
