@@ -2,8 +2,8 @@
 
 The W&B server expects the primary writer to create a run before the others attach, and the primary must not set
 the final state while others still write. Torch elastic already runs a TCPStore on the agent (``MASTER_ADDR`` /
-``MASTER_PORT``, ``TORCHELASTIC_USE_AGENT_STORE``); the writers meet there, so no extra service is needed. Every
-wait is bounded.
+``MASTER_PORT``, ``TORCHELASTIC_USE_AGENT_STORE=True``); the writers meet there, so no extra service is needed.
+Every wait is bounded. Without an agent store (a launcher other than torch elastic), writers start unordered.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ class WriterRendezvous:
     ) -> WriterRendezvous | None:
         """Connect to the agent's store, or return None (with a warning) where there is none to reach."""
         addr, port = environ.get("MASTER_ADDR"), environ.get("MASTER_PORT")
-        if not addr or not port:
-            logger.warning("no MASTER_ADDR/MASTER_PORT: shared-mode writers of %s start without ordering", run_id)
+        if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not addr or not port:
+            # Without the agent's store, MASTER_PORT is where rank 0 hosts a store only once the user's code calls
+            # init_process_group: connecting now would block until the timeout.
+            logger.warning("no torch elastic agent store: shared-mode writers of %s start without ordering", run_id)
             return None
         try:
             from torch.distributed import TCPStore  # type: ignore[attr-defined]

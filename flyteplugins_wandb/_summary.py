@@ -24,10 +24,12 @@ from ._manifest import RunRecord
 if TYPE_CHECKING:
     from .local import LocalElasticResult
 
-__all__ = ["RunState", "format_summary", "read_offline_state", "render_summary"]
+__all__ = ["RunState", "format_runs", "format_summary", "read_offline_state", "render_summary"]
 
 _MAX_METRICS: Final = 4
 _NO_VALUE: Final = "-"
+# W&B's own summary keys, and the plugin's bookkeeping (attempt, restart count: the RANKS column shows them).
+_HIDDEN_PREFIXES: Final = ("_", "flyte/")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class RunState:
     """The run's summary: the last value logged for each metric."""
     error: str | None = None
     """Why the files could not be read, when they could not."""
+    missing: bool = False
+    """The run's files are not there (nothing to upload)."""
 
 
 def _wandb_cli() -> str | None:
@@ -56,7 +60,7 @@ def read_offline_state(directory: str | os.PathLike[str], timeout: float = 30.0)
     """
     path = Path(directory)
     if not path.is_dir() or not any(path.glob("run-*.wandb")):
-        return RunState(None, error=f"no run file in {path}")
+        return RunState(None, error=f"no run file in {path}", missing=True)
     cli = _wandb_cli()
     if cli is None:
         return RunState(None, error="the wandb command-line tool was not found")
@@ -90,13 +94,28 @@ def _readable(record: RunRecord) -> bool:
 
 
 def format_summary(result: LocalElasticResult, *, timeout: float = 30.0) -> str:
-    """A readable table of the runs a local launch produced, then its links and, for offline runs, the command
-    that uploads them. Offline runs' state and last metrics are read from their files (each read bounded by
-    ``timeout`` seconds); online runs are listed by id (their pages are behind the links)."""
-    directories = sorted({str(r.directory) for r in result.runs if _readable(r)})
+    """A readable table of the runs a local launch produced, then its links and, for offline runs, where they are
+    and the ``wandb sync`` command that uploads them.
+
+    Offline runs' state and last metrics are read from their files, each read bounded by ``timeout`` seconds;
+    online runs are listed by id (their pages are behind the links).
+    """
+    return format_runs(result.runs, result.links, timeout=timeout)
+
+
+def format_runs(
+    runs: Sequence[RunRecord], links: Sequence[tuple[str, str]] | None = None, *, timeout: float = 30.0
+) -> str:
+    """:func:`format_summary` for any list of run records (``links=None`` leaves the links section out)."""
+    directories = sorted({str(r.directory) for r in runs if _readable(r)})
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(directories)))) as pool:
-        states = dict(zip(directories, pool.map(lambda d: read_offline_state(d, timeout), directories)))
-    return render_summary(result.runs, result.links, states)
+        states = dict(zip(directories, pool.map(lambda d: read_offline_state(d, timeout), directories), strict=True))
+    return render_summary(runs, links, states)
+
+
+def _uploadable(record: RunRecord, states: Mapping[str, RunState]) -> bool:
+    state = states.get(str(record.directory))
+    return _readable(record) and not (state is not None and state.missing)
 
 
 def _ranks(record: RunRecord) -> str:
@@ -113,13 +132,13 @@ def _ranks(record: RunRecord) -> str:
             notes.append(f"node {record.worker_index}")
     if record.restart_count:
         notes.append(f"restart {record.restart_count}")
-    if record.attempt > 1:
-        notes.append(f"attempt {record.attempt}")
+    if record.attempt > 0:  # Flyte counts attempts from 0
+        notes.append(f"retry {record.attempt}")
     return f"{who} ({', '.join(notes)})" if notes else who
 
 
 def _value(value: Any) -> str | None:
-    if isinstance(value, bool) or isinstance(value, (int, str)):
+    if isinstance(value, (int, str)):  # bool included
         return str(value)
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -130,7 +149,7 @@ def _metrics(metrics: Mapping[str, Any]) -> str:
     shown = [
         f"{key}={text}"
         for key, value in sorted(metrics.items())
-        if not key.startswith("_") and (text := _value(value)) is not None
+        if not key.startswith(_HIDDEN_PREFIXES) and (text := _value(value)) is not None
     ]
     if not shown:
         return _NO_VALUE
@@ -152,15 +171,16 @@ def _state_cells(record: RunRecord, states: Mapping[str, RunState]) -> tuple[str
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [header, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def render_summary(
     runs: Sequence[RunRecord],
-    links: Sequence[tuple[str, str]] = (),
+    links: Sequence[tuple[str, str]] | None = (),
     states: Mapping[str, RunState] | None = None,
 ) -> str:
-    """The summary text, from records, links and the states read from offline runs (keyed by run directory)."""
+    """The summary text, from run records, links (None: no links section) and the states read from offline runs
+    (keyed by run directory; an offline run missing from ``states`` shows as "not read")."""
     states = states or {}
     lines: list[str] = []
     ids = sorted({r.run_id for r in runs})
@@ -176,21 +196,22 @@ def render_summary(
             body.append((r.run_id, r.group or _NO_VALUE, _ranks(r), state, metrics))
         lines.extend(_table(("RUN ID", "GROUP", "RANKS", "STATE", "LAST METRICS"), body))
     problems = [
-        f"  {r.run_id} ({_ranks(r)}): {s.error}"
+        f"  {r.run_id}, {_ranks(r)}: {s.error}"
         for r in runs
         if r.directory and (s := states.get(str(r.directory))) is not None and s.error is not None
     ]
     if problems:
         lines += ["", "Could not read:", *problems]
 
-    lines.append("")
-    if links:
-        lines.append("Links (as the Flyte UI shows them):")
-        lines.extend(f"  {name}: {url}" for name, url in links)
-    else:
-        lines.append("Links: none")
+    if links is not None:
+        lines.append("")
+        if links:
+            lines.append("Links (as the Flyte UI shows them):")
+            lines.extend(f"  {name}: {url}" for name, url in links)
+        else:
+            lines.append("Links: none")
 
-    offline = sorted({str(r.directory) for r in runs if _readable(r)})
+    offline = sorted({str(r.directory) for r in runs if _uploadable(r, states)})
     if offline:
         where = os.path.commonpath(offline) if len(offline) > 1 else os.path.dirname(offline[0])
         lines += [

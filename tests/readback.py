@@ -33,6 +33,7 @@ class OfflineRun:
     exit_code: int | None = None
     state: str | None = None
     stats_keys: set[str] = field(default_factory=set)
+    start_time: str = ""
 
     def metric(self, key: str) -> list[Any]:
         """Every logged value of ``key``, in order."""
@@ -66,6 +67,7 @@ def inspect_run(run_file: Path) -> OfflineRun:
         summary=summary.get("summary", {}),
         exit_code=summary.get("exit_code"),
         state=summary.get("state"),
+        start_time=run_rec.get("start_time", ""),
     )
     for r in records:
         if r.get("type") == "history":
