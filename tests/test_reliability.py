@@ -1,0 +1,215 @@
+"""Faults injected for real: retries, elastic restarts, a slow or failing primary, a stuck finish, SIGTERM,
+a missing API key, secrets in the config. W&B runs offline and is read back from what it wrote."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import flyte
+import pytest
+import torch.distributed as dist
+from flyteplugins.pytorch.task import Elastic
+from readback import offline_runs
+from remote_task import run_as_pod
+
+from flyteplugins_wandb import get_wandb_run, wandb_init
+from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+
+FAULTS = str(Path(__file__).parent / "faults")
+plain = flyte.TaskEnvironment(name="faults-plain")
+elastic = flyte.TaskEnvironment(name="faults-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
+
+
+@wandb_init(project="p")
+@plain.task
+def flaky(steps: int) -> int:
+    run = get_wandb_run()
+    assert run is not None
+    attempt = flyte.ctx().attempt_number
+    for i in range(steps):
+        run.log({"attempt_seen": attempt, "i": i})
+    if attempt == 0:
+        raise RuntimeError("first attempt fails")
+    return attempt
+
+
+@wandb_init(project="p", run_per_attempt=True)
+@plain.task
+def flaky_fresh_runs(steps: int) -> int:
+    return flaky.func.__wrapped__(steps)  # type: ignore[attr-defined, no-any-return]
+
+
+@wandb_init(project="p", finish_timeout=1)
+@plain.task
+def quick(x: int) -> int:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"x": x})
+    return x
+
+
+@wandb_init(project="p", config={"lr": 0.1, "api_key": "sk-123", "db": {"password": "hunter2", "host": "h"}})
+@plain.task
+def with_secrets() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return run.id
+
+
+@wandb_init(project="p")
+@plain.task
+def marks_started(marker: str) -> None:
+    Path(marker).write_text("body ran")
+
+
+@wandb_init(project="p")
+@elastic.task
+def killed_once(marker_dir: str) -> int:
+    rank, restart = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+    run = get_wandb_run()
+    if run is not None:
+        run.log({"restart_seen": restart})
+    Path(marker_dir, f"rank{rank}-restart{restart}").write_text("ran")
+    if restart == 0:
+        # Rank 1 dies; rank 0 trains on until the agent stops it to restart the group. (Dying after
+        # init_process_group would leave gloo addresses in the agent's store that break the restarted group,
+        # with or without this plugin.)
+        if rank == 1:
+            while not Path(marker_dir, "rank0-restart0").exists():  # rank 0 is training
+                time.sleep(0.1)
+            os._exit(1)
+        time.sleep(120)
+    dist.init_process_group("gloo")
+    dist.barrier()
+    dist.destroy_process_group()
+    return restart
+
+
+@wandb_init(project="p", run_mode="shared")
+@elastic.task
+def shared_training(x: int) -> int:
+    dist.init_process_group("gloo")
+    run = get_wandb_run()
+    if run is not None:
+        run.log({f"rank{dist.get_rank()}": x})
+    dist.barrier()
+    dist.destroy_process_group()
+    return x
+
+
+@wandb_init(project="p", run_mode="shared", strict=True)
+@elastic.task
+def shared_strict(x: int) -> int:
+    return shared_training.func.__wrapped__(x)  # type: ignore[attr-defined, no-any-return]
+
+
+@wandb_init(project="p")
+@elastic.task
+def sleeps(seconds: int) -> int:
+    run = get_wandb_run()
+    if run is not None:
+        run.log({"started": 1})
+    time.sleep(seconds)
+    return seconds
+
+
+def _faults(**variables: str) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([FAULTS, os.environ.get("PYTHONPATH", "")]), **variables}
+
+
+def test_a_retry_continues_the_same_run(wandb_env: Path) -> None:
+    first = run_as_pod(flaky, run_name="R", action_name="a1", env={"FLYTE_ATTEMPT_NUMBER": "0"}, steps=2)
+    second = run_as_pod(flaky, run_name="R", action_name="a1", env={"FLYTE_ATTEMPT_NUMBER": "1"}, steps=3)
+    assert first[0] == "error" and "first attempt fails" in first[1]
+    assert second == ("ok", 1)
+    runs = sorted(offline_runs(wandb_env), key=lambda r: r.start_time)
+    assert [r.run_id for r in runs] == ["R-a1", "R-a1"]
+    assert [r.exit_code for r in runs] == [1, 0]
+    assert [r.summary["flyte/attempt"] for r in runs] == [0, 1]
+    assert [r.metric("attempt_seen") for r in runs] == [[0, 0], [1, 1, 1]]
+
+
+def test_run_per_attempt_opens_a_fresh_grouped_run_each_attempt(wandb_env: Path) -> None:
+    for attempt in ("0", "1"):
+        run_as_pod(flaky_fresh_runs, run_name="R", action_name="a1", env={"FLYTE_ATTEMPT_NUMBER": attempt}, steps=1)
+    runs = offline_runs(wandb_env)
+    assert [(r.run_id, r.group, r.exit_code) for r in runs] == [
+        ("R-a1-attempt-0", "R-a1", 1),
+        ("R-a1-attempt-1", "R-a1", 0),
+    ]
+
+
+@pytest.mark.elastic
+def test_an_elastic_restart_resumes_the_run_and_records_the_restart(wandb_env: Path, tmp_path: Path) -> None:
+    result = run_elastic_locally(killed_once, max_restarts=1, marker_dir=str(tmp_path))
+    assert result.output == 1
+    assert {p.name for p in tmp_path.iterdir()} >= {"rank0-restart0", "rank1-restart0", "rank0-restart1"}
+    runs = sorted(offline_runs(wandb_env), key=lambda r: r.summary["flyte/restart_count"])
+    assert [r.run_id for r in runs] == [f"{result.run_name}-a0"] * 2
+    assert [r.summary["flyte/restart_count"] for r in runs] == [0, 1]
+    assert runs[0].exit_code == 143 and runs[0].summary["flyte/preempted"] is True  # stopped, and said so
+    assert runs[1].exit_code == 0 and runs[1].metric("restart_seen") == [1]
+
+
+@pytest.mark.elastic
+def test_writers_wait_for_a_slow_primary_then_attach(wandb_env: Path) -> None:
+    result = run_elastic_locally(shared_training, env=_faults(FAULT_RANKS="0", FAULT_INIT_DELAY="4"), x=7)
+    assert result.output == 7
+    primary, other = sorted(offline_runs(wandb_env), key=lambda r: "rank-0" not in str(r.path))
+    assert "rank-0" in str(primary.path) and "rank-1" in str(other.path)
+    assert other.start_time > primary.start_time  # attached only after the delayed primary had created the run
+    assert primary.metric("rank0") == [7] and other.metric("rank1") == [7]
+
+
+@pytest.mark.elastic
+def test_when_the_primary_cannot_start_the_run_training_completes_without_runs(wandb_env: Path) -> None:
+    result = run_elastic_locally(shared_training, env=_faults(FAULT_RANKS="0", FAULT_INIT_FAIL="1"), x=3)
+    assert result.output == 3
+    assert result.runs == ()
+    assert offline_runs(wandb_env) == []
+
+
+@pytest.mark.elastic
+def test_strict_mode_fails_fast_when_the_run_cannot_start(wandb_env: Path) -> None:
+    with pytest.raises(LocalElasticError, match="injected: the W&B server refused the run|failed to start"):
+        run_elastic_locally(shared_strict, max_restarts=0, env=_faults(FAULT_INIT_FAIL="1"), x=3)
+
+
+def test_a_stuck_finish_is_bounded_and_the_task_still_returns(wandb_env: Path) -> None:
+    status, output = run_as_pod(quick, run_name="R", action_name="a1", env=_faults(FAULT_FINISH_HANG="1"), x=4)
+    assert (status, output) == ("ok", 4)
+
+
+@pytest.mark.elastic
+def test_sigterm_ends_the_runs_cleanly_instead_of_leaving_them_crashed(wandb_env: Path) -> None:
+    with pytest.raises(LocalElasticError, match="did not finish within"):
+        run_elastic_locally(sleeps, timeout=20, seconds=600)
+    (run,) = offline_runs(wandb_env)
+    assert run.exit_code == 143
+    assert run.summary["flyte/preempted"] is True
+    assert run.metric("started") == [1]
+
+
+def test_online_mode_without_an_api_key_fails_before_training(
+    wandb_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    marker = tmp_path / "marker"
+    status, message = run_as_pod(marks_started, run_name="R", action_name="a1", marker=str(marker))
+    assert status == "error"
+    assert "no API key" in message and "WANDB_API_KEY" in message
+    assert not marker.exists()
+
+
+def test_secret_looking_config_values_are_never_written(wandb_env: Path) -> None:
+    status, _ = run_as_pod(with_secrets, run_name="R", action_name="a1")
+    assert status == "ok"
+    (run,) = offline_runs(wandb_env)
+    assert run.config["lr"] == 0.1
+    assert run.config["db"] == {"host": "h"}
+    assert "api_key" not in run.config
+    assert "sk-123" not in str(run.config) and "hunter2" not in str(run.config)
