@@ -17,8 +17,7 @@ from flyteplugins_wandb import WandbContext, wandb_config
 if TYPE_CHECKING:
     import torch
 
-    from flyteplugins_wandb._manifest import RunRecord
-    from flyteplugins_wandb.local import LocalElasticResult
+    from flyteplugins_wandb.local import LocalElasticResult, RunRecord
 
 PROJECT = "flyteplugins-wandb-examples"
 
@@ -146,7 +145,7 @@ def process_group() -> Iterator[None]:
 
 def print_summary(result: LocalElasticResult) -> None:
     """The table of runs that the launch produced, its links, and how to upload offline runs."""
-    from flyteplugins_wandb._summary import format_summary
+    from flyteplugins_wandb.local import format_summary
 
     print()
     print(format_summary(result))
@@ -156,7 +155,7 @@ def print_summary(result: LocalElasticResult) -> None:
 def recorded_runs() -> Iterator[list[RunRecord]]:
     """Collect the runs that the plugin opens in this block, in any process started from it (``flyte.run``
     returns no list of runs, unlike ``run_elastic_locally``). The list is filled when the block ends."""
-    from flyteplugins_wandb._manifest import MANIFEST_ENV, read_manifest
+    from flyteplugins_wandb.local import MANIFEST_ENV, read_manifest
 
     runs: list[RunRecord] = []
     previous = os.environ.get(MANIFEST_ENV)
@@ -173,7 +172,7 @@ def recorded_runs() -> Iterator[list[RunRecord]]:
 
 
 def print_runs(runs: list[RunRecord]) -> None:
-    from flyteplugins_wandb._summary import format_runs
+    from flyteplugins_wandb.local import format_runs
 
     print()
     print(format_runs(runs))

@@ -164,9 +164,11 @@ def _decorate(target: F, options: InitOptions) -> F:
 
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
     num_workers = _num_workers(getattr(task, "plugin_config", None))
-    if num_workers is None or num_workers == 1 or options.config.rank_scope == "global":
+    # The number of links is fixed when the task is defined; only the decorator's rank_scope is known then. A scope
+    # from the run context moves the single link (to worker 0's run), it cannot add links: the common global case
+    # keeps exactly one link instead of N copies of it.
+    if num_workers is None or num_workers == 1 or options.config.rank_scope != "worker":
         return (Wandb(options.config, num_workers=num_workers, per_attempt=options.run_per_attempt),)
-    # rank_scope "worker" here or possibly in the run context: one link per worker.
     return tuple(
         Wandb(
             options.config,

@@ -49,8 +49,7 @@ class Wandb:
             parent,
             self.per_attempt,
         )
-        # One link per worker is attached when the scope is left to the run context; under global scope the
-        # workers' links all show the one run or group that every worker logs to.
+        # A worker's link under a layout with fewer pages than workers (global scope) shows the one page there is.
         return targets[min(self.worker_index or 0, len(targets) - 1)]
 
     def get_link(

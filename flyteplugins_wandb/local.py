@@ -24,8 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._manifest import MANIFEST_ENV, RunRecord, read_manifest
+from ._summary import format_runs, format_summary
 
-__all__ = ["LocalElasticResult", "LocalElasticError", "run_elastic_locally"]
+__all__ = [
+    "MANIFEST_ENV",
+    "LocalElasticError",
+    "LocalElasticResult",
+    "RunRecord",
+    "format_runs",
+    "format_summary",
+    "read_manifest",
+    "run_elastic_locally",
+]
 
 
 class LocalElasticError(RuntimeError):
