@@ -1,7 +1,7 @@
 """Weights & Biases tracking for Flyte 2 tasks, including multi-node ``Elastic`` (torchrun) training."""
 
 from ._config import WandbConfig, WandbContext, wandb_config
-from ._current import get_wandb_run
+from ._current import get_wandb_run, is_primary
 from ._decorator import wandb_init
 from ._links import Wandb
 from ._options import RankScope, RunMode
@@ -19,6 +19,7 @@ __all__ = [
     "WandbContext",
     "get_distributed_info",
     "get_wandb_run",
+    "is_primary",
     "plan",
     "wandb_config",
     "wandb_init",

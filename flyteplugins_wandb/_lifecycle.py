@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import WandbConfig, decode_config
 from ._coordination import WriterRendezvous
-from ._current import current_run
+from ._current import Placement, current_placement, current_run
 from ._guards import bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._manifest import RunRecord, record_run
@@ -53,11 +53,13 @@ class InitOptions:
 
 
 @contextmanager
-def _bound(run: Run | None) -> Iterator[Run | None]:
+def _bound(run: Run | None, placement: Placement | None = None) -> Iterator[Run | None]:
     token = current_run.set(run)
+    where = current_placement.set(placement)
     try:
         yield run
     finally:
+        current_placement.reset(where)
         current_run.reset(token)
 
 
@@ -99,15 +101,16 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         standalone_shared=options.distributed_task,
         attempt=tctx.attempt_number if options.run_per_attempt else None,
     )
+    here = Placement(p, topology)
     if not p.starts_run:
-        with _bound(None) as nothing:
+        with _bound(None, here) as nothing:
             yield nothing
         return
 
     local_parent = current_run.get()
     if parent is not None and local_parent is not None and local_parent.id == p.run_id:
         # A child running in its parent's process logs into the parent's run object and leaves its state alone.
-        with _bound(local_parent) as run, _inherit(cfg, p):
+        with _bound(local_parent, here) as run, _inherit(cfg, p):
             yield run
         return
 
@@ -136,7 +139,7 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
     exit_code = 1
     try:
         with (
-            _bound(run),
+            _bound(run, here),
             sigterm_ends_run(),
             _inherit(cfg, p) if run is not None and topology is None else nullcontext(),
         ):

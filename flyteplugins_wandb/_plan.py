@@ -68,6 +68,10 @@ class RunPlan:
     """Set only in shared mode with more than one writer."""
     gpu_index: int | None = None
     """The local GPU this process drives, by convention its local rank; None when not distributed."""
+    primary: bool = False
+    """This process writes what its layout unit shares (reduced metrics, artifacts): the leader (global rank 0,
+    or local rank 0 per worker under worker scope) of a distributed task, the process of a plain task; never a
+    child joining its parent's run."""
 
     @property
     def starts_run(self) -> bool:
@@ -138,36 +142,36 @@ def _plan(
             joining = SharedWriter(label=label or base, primary=False, writers=0)
             return RunPlan(mode, "global", run_id=parent.run_id, group=parent.group, writer=joining)
         if parent is not None:
-            return RunPlan(mode, "global", run_id=base, group=group or parent.group or parent.run_id)
+            return RunPlan(mode, "global", run_id=base, group=group or parent.group or parent.run_id, primary=True)
         if mode == "shared" and not standalone_shared:
             raise LayoutError(
                 f"run_mode='shared' on task {base!r}: there is no parent run to share (the launching task has no "
                 "@wandb_init run) and the task is not distributed; use run_mode='auto' or 'new'"
             )
-        return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group)
+        return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group, primary=True)
 
     t = topology
     if not t.is_multi_node:
         scope = "global"
     per_worker = scope == "worker"
     unit = f"{base}-worker-{t.worker_index}" if per_worker else base
+    leader = t.local_rank == 0 if per_worker else t.rank == 0
 
     if mode == "auto":
-        leader = t.local_rank == 0 if per_worker else t.rank == 0
-        return RunPlan(mode, scope, run_id=unit if leader else None, group=group, gpu_index=t.local_rank)
+        run_id = unit if leader else None
+        return RunPlan(mode, scope, run_id=run_id, group=group, gpu_index=t.local_rank, primary=leader)
 
     if mode == "new":
         run_id = f"{unit}-rank-{t.local_rank}" if per_worker else f"{base}-rank-{t.rank}"
         new_group = f"{stem}-worker-{t.worker_index}" if per_worker else stem
-        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank)
+        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank, primary=leader)
 
     writers = t.local_world_size if per_worker else t.world_size
     writer = None
     if writers > 1:
         label = f"worker-{t.worker_index}-rank-{t.local_rank}" if per_worker else f"rank-{t.rank}"
-        primary = t.local_rank == 0 if per_worker else t.rank == 0
-        writer = SharedWriter(label=label, primary=primary, writers=writers)
-    return RunPlan(mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank)
+        writer = SharedWriter(label=label, primary=leader, writers=writers)
+    return RunPlan(mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank, primary=leader)
 
 
 @dataclass(frozen=True)
