@@ -17,6 +17,8 @@ __all__ = ["CONTEXT_PREFIX", "WandbConfig", "WandbContext", "decode_config", "wa
 logger = logging.getLogger(__name__)
 
 CONTEXT_PREFIX: Final = "wandb_"
+MAX_TAG_LENGTH: Final = 64
+MAX_NAME_LENGTH: Final = 128
 """Every key this plugin writes into Flyte's run context starts with this prefix."""
 
 # Keywords of wandb.init that the plugin derives from the layout, so they cannot be given as plain settings.
@@ -82,6 +84,12 @@ class WandbConfig:
             if f.name == "tags":
                 if isinstance(value, str) or not all(isinstance(t, str) for t in value):
                     raise TypeError(f"tags must be a sequence of str, got {value!r}")
+                for tag in value:
+                    # The W&B server refuses such a tag (400) when the run is created or synced, losing the run.
+                    if not 1 <= len(tag) <= MAX_TAG_LENGTH:
+                        raise ValueError(
+                            f"each tag must be 1 to {MAX_TAG_LENGTH} characters (W&B's limit), got {tag!r}"
+                        )
                 object.__setattr__(self, "tags", tuple(value))
             elif f.name in ("config", "init_kwargs"):
                 if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
@@ -90,6 +98,8 @@ class WandbConfig:
                 object.__setattr__(self, f.name, dict(value))
             elif not isinstance(value, str):
                 raise TypeError(f"{f.name} must be a str, got {type(value).__name__} {value!r}")
+        if self.name is not None and len(self.name) > MAX_NAME_LENGTH:
+            raise ValueError(f"name must be at most {MAX_NAME_LENGTH} characters (W&B's limit), got {self.name!r}")
         if self.run_mode is not None:
             check_choice("run_mode", self.run_mode, RUN_MODES)
         if self.rank_scope is not None:

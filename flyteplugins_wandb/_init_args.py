@@ -64,6 +64,8 @@ def build_init_kwargs(
         value = getattr(cfg, name)
         if value is not None:
             kwargs[name] = value
+    if "job_type" not in kwargs and p.role is not None and not environ.get("WANDB_JOB_TYPE"):
+        kwargs["job_type"] = p.role
     if cfg.tags is not None:
         kwargs["tags"] = list(cfg.tags)
     config, dropped = redact_secrets(dict(cfg.config or {}))

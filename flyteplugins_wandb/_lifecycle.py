@@ -130,6 +130,7 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
             version=tctx.version,
             plan=p,
             topology=topology,
+            environ=environ,
         )
     run = _start(p, resolved, options, environ, rendezvous, origin)
     if run is not None:

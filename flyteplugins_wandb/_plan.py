@@ -34,11 +34,18 @@ from ._topology import DistributedInfo
 __all__ = ["LayoutError", "LinkTarget", "ParentRun", "RunPlan", "SharedWriter", "base_id", "link_targets", "plan"]
 
 
+_FORBIDDEN_ID_CHARACTERS = "/\\#?%:"
+
+
 def base_id(run_name: str, action_name: str) -> str:
     """The id every layout builds on: ``{run_name}-{action_name}``."""
     if not run_name or not action_name:
         raise ValueError(f"run_name and action_name must be non-empty, got {run_name!r} and {action_name!r}")
-    return f"{run_name}-{action_name}"
+    base = f"{run_name}-{action_name}"
+    bad = sorted(set(base) & set(_FORBIDDEN_ID_CHARACTERS))
+    if bad:
+        raise ValueError(f"a W&B run id cannot contain {''.join(bad)!r}; got run id base {base!r}")
+    return base
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class RunPlan:
     """This process writes what its layout unit shares (reduced metrics, artifacts): the leader (global rank 0,
     or local rank 0 per worker under worker scope) of a distributed task, the process of a plain task; never a
     child joining its parent's run."""
+    role: Literal["main", "worker"] | None = None
+    """The default W&B job type of a distributed task's runs: ``main`` for global rank 0's, ``worker`` for the
+    others (so saved views can filter workers); None for a task that is not distributed."""
 
     @property
     def starts_run(self) -> bool:
@@ -156,22 +166,25 @@ def _plan(
     per_worker = scope == "worker"
     unit = f"{base}-worker-{t.worker_index}" if per_worker else base
     leader = t.local_rank == 0 if per_worker else t.rank == 0
+    role: Literal["main", "worker"] = "main" if t.rank == 0 else "worker"
 
     if mode == "auto":
         run_id = unit if leader else None
-        return RunPlan(mode, scope, run_id=run_id, group=group, gpu_index=t.local_rank, primary=leader)
+        return RunPlan(mode, scope, run_id=run_id, group=group, gpu_index=t.local_rank, primary=leader, role=role)
 
     if mode == "new":
         run_id = f"{unit}-rank-{t.local_rank}" if per_worker else f"{base}-rank-{t.rank}"
         new_group = f"{stem}-worker-{t.worker_index}" if per_worker else stem
-        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank, primary=leader)
+        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank, primary=leader, role=role)
 
     writers = t.local_world_size if per_worker else t.world_size
     writer = None
     if writers > 1:
         label = f"worker-{t.worker_index}-rank-{t.local_rank}" if per_worker else f"rank-{t.rank}"
         writer = SharedWriter(label=label, primary=leader, writers=writers)
-    return RunPlan(mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank, primary=leader)
+    return RunPlan(
+        mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank, primary=leader, role=role
+    )
 
 
 @dataclass(frozen=True)
