@@ -176,6 +176,8 @@ def _start(
 ) -> Run | None:
     writer = p.writer
     if writer is not None and not writer.primary and rdzv is not None:
+        # Import wandb and start its service while the primary creates the run: the writer then only attaches.
+        _safely(_prepare_wandb, "starting the wandb service")
         primary = rdzv.wait_for_primary(options.start_timeout)
         if primary is False:
             msg = f"the primary writer of run {p.run_id} failed to start it; {writer.label} goes on without a run"
@@ -204,6 +206,12 @@ def _start(
     if rdzv is not None and writer is not None and writer.primary:
         rdzv.announce_primary(ok=True)
     return run
+
+
+def _prepare_wandb() -> None:
+    import wandb
+
+    wandb.setup()
 
 
 def _init(

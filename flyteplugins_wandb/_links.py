@@ -7,7 +7,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._config import WandbConfig, decode_config
-from ._plan import LinkTarget, ParentRun, base_id, link_targets
+from ._plan import LinkTarget, ParentRun, base_id, link_target
 from ._resolve import resolve_layout
 
 __all__ = ["Wandb"]
@@ -40,17 +40,16 @@ class Wandb:
         launching = decode_config(context)
         layout = resolve_layout(self.config, launching)
         parent = ParentRun(launching.parent_run_id, launching.parent_group) if launching.parent_run_id else None
-        targets = link_targets(
+        return link_target(
             base_id(run_name, action_name),
             layout.run_mode,
             layout.rank_scope,
             self.num_workers,
+            self.worker_index or 0,
             layout.group,
             parent,
             self.per_attempt,
         )
-        # A worker's link under a layout with fewer pages than workers (global scope) shows the one page there is.
-        return targets[min(self.worker_index or 0, len(targets) - 1)]
 
     def get_link(
         self,

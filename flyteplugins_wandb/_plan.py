@@ -31,7 +31,17 @@ from typing import Literal
 from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
 from ._topology import DistributedInfo
 
-__all__ = ["LayoutError", "LinkTarget", "ParentRun", "RunPlan", "SharedWriter", "base_id", "link_targets", "plan"]
+__all__ = [
+    "LayoutError",
+    "LinkTarget",
+    "ParentRun",
+    "RunPlan",
+    "SharedWriter",
+    "base_id",
+    "link_target",
+    "link_targets",
+    "plan",
+]
 
 
 _FORBIDDEN_ID_CHARACTERS = "/\\#?%:"
@@ -195,6 +205,47 @@ class LinkTarget:
     name: str
 
 
+def link_target(
+    base: str,
+    run_mode: str,
+    rank_scope: str,
+    num_workers: int | None,
+    worker_index: int = 0,
+    group: str | None = None,
+    parent: ParentRun | None = None,
+    per_attempt: bool = False,
+) -> LinkTarget:
+    """The W&B page that shows what worker ``worker_index`` logs to: its run, or its group for a distributed
+    ``new`` layout. Where that worker opens no run of its own (``auto`` under global scope), the page of the one
+    run there is. Constant time in the number of workers: it plans one process, the worker's local rank 0.
+
+    ``num_workers`` is None for a task that is not distributed. With ``per_attempt`` (a fresh run per Flyte
+    attempt, unknown when the link is drawn) runs are shown by their group.
+    """
+    if num_workers is not None and num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
+    if num_workers is not None and not 0 <= worker_index < num_workers:
+        raise ValueError(f"worker_index must be in [0, {num_workers}), got {worker_index!r}")
+    attempt = 0 if per_attempt else None
+    topology = None
+    if num_workers is not None:
+        # Local rank 0 of the worker; world and local sizes do not change its ids, so one process per worker will do.
+        topology = DistributedInfo(
+            rank=worker_index,
+            local_rank=0,
+            world_size=num_workers,
+            local_world_size=1,
+            worker_index=worker_index,
+            num_workers=num_workers,
+        )
+    p = plan(topology, run_mode, rank_scope, base, group, parent=parent, attempt=attempt)
+    if p.run_id is None:
+        return link_target(base, run_mode, rank_scope, num_workers, 0, group, parent, per_attempt)
+    if p.group and ((p.run_mode == "new" and topology is not None) or (per_attempt and p.writer is None)):
+        return LinkTarget("group", p.group)
+    return LinkTarget("run", p.run_id)
+
+
 def link_targets(
     base: str,
     run_mode: str,
@@ -204,39 +255,11 @@ def link_targets(
     parent: ParentRun | None = None,
     per_attempt: bool = False,
 ) -> tuple[LinkTarget, ...]:
-    """The pages that together show every run a layout creates, in worker order, without duplicates: run pages,
-    and group pages for a distributed ``new`` layout (one per group).
-
-    ``num_workers`` is None for a task that is not distributed. Derived by planning each worker's local rank 0
-    (every worker has one), so it follows :func:`plan` by construction. With ``per_attempt`` (a fresh run per
-    Flyte attempt, unknown when the link is drawn) runs are shown by their group.
-    """
-    if num_workers is not None and num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
-    topologies: list[DistributedInfo | None] = (
-        [None]
-        if num_workers is None
-        else [
-            DistributedInfo(
-                rank=i,
-                local_rank=0,
-                world_size=num_workers,
-                local_world_size=1,
-                worker_index=i,
-                num_workers=num_workers,
-            )
-            for i in range(num_workers)
-        ]
-    )
+    """Every page a layout's links can show, in worker order, without duplicates: together they show every run
+    the layout creates. See :func:`link_target`."""
     targets: list[LinkTarget] = []
-    for topology in topologies:
-        p = plan(topology, run_mode, rank_scope, base, group, parent=parent, attempt=0 if per_attempt else None)
-        if p.run_id is None:
-            continue
-        if p.group and ((p.run_mode == "new" and topology is not None) or (per_attempt and p.writer is None)):
-            target = LinkTarget("group", p.group)
-        else:
-            target = LinkTarget("run", p.run_id)
+    for i in range(1 if num_workers is None else num_workers):
+        target = link_target(base, run_mode, rank_scope, num_workers, i, group, parent, per_attempt)
         if target not in targets:
             targets.append(target)
     return tuple(targets)
