@@ -1,0 +1,103 @@
+"""The public surface: what is exported, what importing costs, and that it matches the installed wandb."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import wandb
+
+import flyteplugins_wandb
+from flyteplugins_wandb._config import WANDB_INIT_KEYWORDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_public_names_are_exactly_these() -> None:
+    assert flyteplugins_wandb.__all__ == [
+        "DistributedInfo",
+        "RankScope",
+        "RunMode",
+        "RunPlan",
+        "TopologyError",
+        "Wandb",
+        "WandbConfig",
+        "WandbContext",
+        "get_distributed_info",
+        "get_wandb_run",
+        "is_primary",
+        "plan",
+        "wandb_config",
+        "wandb_init",
+    ]
+
+
+def test_all_is_sorted() -> None:
+    assert flyteplugins_wandb.__all__ == sorted(flyteplugins_wandb.__all__)
+
+
+def test_every_public_name_exists() -> None:
+    missing = [name for name in flyteplugins_wandb.__all__ if not hasattr(flyteplugins_wandb, name)]
+    assert missing == []
+
+
+def test_importing_the_package_imports_neither_wandb_nor_torch() -> None:
+    code = (
+        "import json, sys; import flyteplugins_wandb; "
+        "print(json.dumps(sorted(m for m in ('wandb', 'torch') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout) == []
+
+
+def test_the_known_wandb_init_keywords_are_those_of_the_installed_wandb() -> None:
+    assert set(inspect.signature(wandb.init).parameters) == WANDB_INIT_KEYWORDS
+
+
+# Strict, but without analysing flyte, wandb and torch (tens of seconds each run): the types under test are the
+# package's own. Unused ignores are not reported, since skipping those packages makes some of the package's unused.
+MYPY_CONFIG = """\
+[mypy]
+strict = True
+ignore_missing_imports = True
+warn_unused_ignores = False
+
+[mypy-flyte.*,flyteplugins.*,wandb.*,torch.*]
+follow_imports = skip
+"""
+
+
+def _mypy(target: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "mypy.ini"
+    config.write_text(MYPY_CONFIG)
+    # From the repository root, so that the package is found as the source tree.
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-incremental", str(target)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_wandb_init_preserves_the_decorated_callables_type_under_mypy_strict(tmp_path: Path) -> None:
+    result = _mypy(ROOT / "tests" / "typing" / "check_types.py", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
+
+
+def test_the_type_check_fails_when_a_type_is_not_preserved(tmp_path: Path) -> None:
+    # The check above can fail: assert_type catches a wrong callable type.
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(
+        "from collections.abc import Callable\n"
+        "from typing import assert_type\n"
+        "from flyteplugins_wandb import wandb_init\n"
+        "def train(steps: int, /) -> str:\n"
+        "    return str(steps)\n"
+        "assert_type(wandb_init(train), Callable[[str], str])\n"
+    )
+    result = _mypy(wrong, tmp_path)
+    assert result.returncode == 1 and "[assert-type]" in result.stdout, result.stdout + result.stderr
