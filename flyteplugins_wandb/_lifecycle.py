@@ -98,7 +98,9 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         resolved.group,
         parent=parent,
         label=action.name,
-        standalone_shared=options.distributed_task,
+        # A run-wide shared layout from the run context also reaches plain tasks (an orchestrating parent, say):
+        # they get a run of their own. Only a decorator asking for shared on a plain task needs a parent run.
+        standalone_shared=options.distributed_task or options.config.run_mode is None,
         attempt=tctx.attempt_number if options.run_per_attempt else None,
     )
     here = Placement(p, topology)

@@ -130,7 +130,8 @@ def plan(
     ``parent`` is the run of the launching task. A task that is not distributed joins it in ``auto``/``shared``
     mode (as a non-primary writer labelled ``label``) and is grouped with it in ``new`` mode. Distributed tasks
     build their own layout. Without a parent, ``shared`` on a task that is not distributed is one plain run when
-    ``standalone_shared`` (an Elastic task running in one process), and a :class:`LayoutError` otherwise.
+    ``standalone_shared`` (an Elastic task running in one process, or a layout that came from the run context),
+    and a :class:`LayoutError` otherwise.
 
     ``attempt`` asks for a fresh run per Flyte attempt (Flyte counts from 0): ``-attempt-{n}`` is appended to
     every id this task creates, and runs without a layout group are grouped under their id without the suffix.
@@ -257,6 +258,8 @@ def link_targets(
 ) -> tuple[LinkTarget, ...]:
     """Every page a layout's links can show, in worker order, without duplicates: together they show every run
     the layout creates. See :func:`link_target`."""
+    if num_workers is not None and num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
     targets: list[LinkTarget] = []
     for i in range(1 if num_workers is None else num_workers):
         target = link_target(base, run_mode, rank_scope, num_workers, i, group, parent, per_attempt)

@@ -33,13 +33,16 @@ class DistributedInfo:
             if not ok:
                 raise TopologyError(f"inconsistent distributed topology: {what} ({self})")
 
-        check(self.world_size >= 1, "WORLD_SIZE must be >= 1")
-        check(0 <= self.rank < self.world_size, f"RANK must be in [0, {self.world_size})")
-        check(1 <= self.local_world_size <= self.world_size, "LOCAL_WORLD_SIZE must be in [1, WORLD_SIZE]")
-        check(0 <= self.local_rank < self.local_world_size, f"LOCAL_RANK must be in [0, {self.local_world_size})")
-        check(self.num_workers >= 1, "the number of workers must be >= 1")
-        check(0 <= self.worker_index < self.num_workers, f"GROUP_RANK must be in [0, {self.num_workers})")
-        check(self.restart_count >= 0, "TORCHELASTIC_RESTART_COUNT must be >= 0")
+        ws, lws, nw = self.world_size, self.local_world_size, self.num_workers
+        check(ws >= 1, f"WORLD_SIZE must be >= 1, got {ws}")
+        check(0 <= self.rank < ws, f"RANK must be in [0, WORLD_SIZE={ws}), got {self.rank}")
+        check(1 <= lws <= ws, f"LOCAL_WORLD_SIZE must be in [1, WORLD_SIZE={ws}], got {lws}")
+        check(0 <= self.local_rank < lws, f"LOCAL_RANK must be in [0, LOCAL_WORLD_SIZE={lws}), got {self.local_rank}")
+        # Launchers number ranks node by node, so a rank is never below its local rank.
+        check(self.local_rank <= self.rank, f"RANK ({self.rank}) cannot be below LOCAL_RANK ({self.local_rank})")
+        check(1 <= nw <= ws, f"the number of workers (GROUP_WORLD_SIZE) must be in [1, WORLD_SIZE={ws}], got {nw}")
+        check(0 <= self.worker_index < nw, f"GROUP_RANK must be in [0, {nw}), got {self.worker_index}")
+        check(self.restart_count >= 0, f"TORCHELASTIC_RESTART_COUNT must be >= 0, got {self.restart_count}")
 
     @property
     def is_multi_node(self) -> bool:
@@ -61,7 +64,7 @@ class DistributedInfo:
             raw = environ.get(name)
             if raw is None:
                 if default is None:
-                    raise TopologyError(f"{name} is not set, but RANK/WORLD_SIZE are: a launcher sets all of them")
+                    raise TopologyError(f"{name} is not set, but RANK or WORLD_SIZE is: a launcher sets both")
                 return default
             try:
                 return int(raw.strip())
