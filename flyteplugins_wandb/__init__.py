@@ -1,11 +1,13 @@
 """Weights & Biases tracking for Flyte 2 tasks, including multi-node ``Elastic`` (torchrun) training."""
 
+from ._artifacts import log_artifact
 from ._config import WandbConfig, WandbContext, wandb_config
 from ._current import get_wandb_run, is_primary
 from ._decorator import wandb_init
 from ._links import Wandb
 from ._options import RankScope, RunMode
 from ._plan import RunPlan, plan
+from ._reduce import log_reduced
 from ._topology import DistributedInfo, TopologyError, get_distributed_info
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "get_distributed_info",
     "get_wandb_run",
     "is_primary",
+    "log_artifact",
+    "log_reduced",
     "plan",
     "wandb_config",
     "wandb_init",

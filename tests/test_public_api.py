@@ -29,6 +29,8 @@ def test_the_public_names_are_exactly_these() -> None:
         "get_distributed_info",
         "get_wandb_run",
         "is_primary",
+        "log_artifact",
+        "log_reduced",
         "plan",
         "wandb_config",
         "wandb_init",
