@@ -1,0 +1,91 @@
+"""run_elastic_locally: what it accepts, what it returns, and that a stuck launch is stopped without leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from multiprocessing import resource_tracker
+from pathlib import Path
+from typing import Any
+
+import elastic_tasks as tasks
+import pytest
+
+from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (``Z`` for a zombie), or ``gone``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone"
+    return next(line for line in status.splitlines() if line.startswith("State:")).split()[1]
+
+
+def _live_processes_marked(value: str) -> dict[int, str]:
+    """pid -> command line of every live (not zombie) process whose environment carries the launch marker.
+
+    Agents and workers inherit the marker, and a worker outlives a killed agent as an orphan of some other
+    parent, so this finds them wherever they were reparented to.
+    """
+    wanted = f"{tasks.LAUNCH_MARKER}={value}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            marked = wanted in (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if marked and _state(int(entry.name)) not in ("Z", "gone"):
+            found[int(entry.name)] = cmdline
+    return found
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(tasks.not_elastic, id="a-task-without-elastic"),
+        pytest.param(tasks.log_rank, id="a-plain-function"),
+    ],
+)
+def test_a_target_that_is_not_an_elastic_task_is_refused_with_the_fix(target: Any) -> None:
+    with pytest.raises(TypeError, match=r"plugin_config=Elastic\("):
+        run_elastic_locally(target, x=1)
+
+
+@pytest.mark.elastic
+def test_the_output_is_global_rank_0s_return_value() -> None:
+    # Two simulated nodes: rank 0 lands on whichever agent rendezvous ranked first, the other agent returns None.
+    result = run_elastic_locally(tasks.name_rank, nproc_per_node=2, x=5)
+
+    assert result.output == "rank-0-of-4-x-5"
+    assert result.runs == (), "a task without @wandb_init opens no run"
+
+
+@pytest.mark.elastic
+def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_leftover_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This process's own resource tracker outlives every launch by design: start it before the marker is set.
+    resource_tracker.ensure_running()
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv(tasks.LAUNCH_MARKER, marker)
+
+    # Long enough for the workers to start on a loaded 2-core machine, so that it is the hang that times out.
+    with pytest.raises(LocalElasticError, match=r"did not finish within 15s"):
+        run_elastic_locally(tasks.hang_on_rank_1, nproc_per_node=2, timeout=15, out_dir=str(tmp_path))
+
+    assert (tmp_path / "hanging.json").exists(), "rank 1 reached its hang before the timeout"
+    hung = json.loads((tmp_path / "hanging.json").read_text())
+    assert hung["marker"] == marker, "the workers carry the marker, so the search below can see them"
+    # Orphans are reaped by their new parent asynchronously: allow a bounded moment for that.
+    deadline = time.monotonic() + 10
+    while _live_processes_marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _live_processes_marked(marker) == {}, "no agent, worker or helper of the launch is left running"
+    assert _state(hung["pid"]) in ("Z", "gone"), "the hanging worker was stopped"
