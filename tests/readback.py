@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,17 @@ def _history_row(record: dict[str, Any]) -> dict[str, Any]:
     return dict(record.get("history", {}).get("item", {}))
 
 
+def _inspect(*args: str) -> str:
+    return subprocess.run([_wandb_cli(), "leet", "inspect", *args], capture_output=True, text=True, check=True).stdout
+
+
 def inspect_run(run_file: Path) -> OfflineRun:
-    cli = _wandb_cli()
-    raw = subprocess.run([cli, "leet", "inspect", "--json", str(run_file)], capture_output=True, text=True, check=True)
-    records = [json.loads(line) for line in raw.stdout.splitlines() if line.strip()]
-    summary = json.loads(
-        subprocess.run(
-            [cli, "leet", "inspect", "--summary", "--json", str(run_file)], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    # The two reads are independent CLI calls of about a second each: run them side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full = pool.submit(_inspect, "--json", str(run_file))
+        brief = pool.submit(_inspect, "--summary", "--json", str(run_file))
+        records = [json.loads(line) for line in full.result().splitlines() if line.strip()]
+        summary = json.loads(brief.result())
     run_rec = next(r["run"] for r in records if r.get("type") == "run")
     config = {k: v for k, v in summary.get("config", {}).items() if k != "_wandb"}
     out = OfflineRun(
@@ -80,4 +83,6 @@ def inspect_run(run_file: Path) -> OfflineRun:
 def offline_runs(root: Path) -> list[OfflineRun]:
     """Every offline run file under ``root`` (shared-mode writers each have their own), sorted by run id."""
     files = sorted(root.rglob("offline-run-*/run-*.wandb"))
-    return sorted((inspect_run(f) for f in files), key=lambda r: (r.run_id, str(r.path)))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(inspect_run, files))
+    return sorted(runs, key=lambda r: (r.run_id, str(r.path)))
