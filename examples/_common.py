@@ -10,7 +10,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flyteplugins_wandb import WandbContext, wandb_config
 
@@ -49,6 +49,21 @@ def run_context() -> WandbContext:
     """``wandb_config(...)`` for the examples' project. With ``WANDB_ENTITY`` set, the Flyte links point at the
     runs themselves instead of the W&B home page."""
     return wandb_config(project=PROJECT, entity=os.environ.get("WANDB_ENTITY") or None)
+
+
+def launch(task: Any, description: str, *, nnodes: int, nproc_per_node: int) -> LocalElasticResult:
+    """Run an example's task with real workers on this machine (sizes from the command line, defaulting to the
+    example's own), then print rank 0's final loss and the summary of the runs it made."""
+    from flyteplugins_wandb.local import run_elastic_locally
+
+    nodes, procs = nodes_and_processes(nnodes, nproc_per_node, description)
+    choose_wandb_mode()
+    result = run_elastic_locally(
+        task, nnodes=nodes, nproc_per_node=procs, custom_context=run_context(), max_restarts=MAX_RESTARTS
+    )
+    print(f"final loss on rank 0: {result.output:.4f}")
+    print_summary(result)
+    return result
 
 
 def nodes_and_processes(nnodes: int, nproc_per_node: int, description: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ import flyte
 from flyteplugins.pytorch.task import Elastic
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
-from flyteplugins_wandb.local import run_elastic_locally
 
 env = flyte.TaskEnvironment(name="layout_new", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
 
@@ -37,14 +36,4 @@ def train(steps: int = 40) -> float:
 
 
 if __name__ == "__main__":
-    nnodes, nproc = _common.nodes_and_processes(1, 2, __doc__.splitlines()[0])
-    _common.choose_wandb_mode()
-    result = run_elastic_locally(
-        train,
-        nnodes=nnodes,
-        nproc_per_node=nproc,
-        custom_context=_common.run_context(),
-        max_restarts=_common.MAX_RESTARTS,
-    )
-    print(f"final loss on rank 0: {result.output:.4f}")
-    _common.print_summary(result)
+    _common.launch(train, __doc__.splitlines()[0], nnodes=1, nproc_per_node=2)
