@@ -76,20 +76,7 @@ def offline_wandb() -> Iterator[str]:
 @contextlib.contextmanager
 def task_context(run_name: str = "bench", action_name: str = "a0") -> Iterator[None]:
     """A remote-mode Flyte TaskContext, as a pod has, so decorated task functions run as they do on a cluster."""
-    import flyte
-    import flyte.report
-    from flyte._context import internal_ctx
-    from flyte.models import ActionID, RawDataPath, TaskContext
+    from flyteplugins_wandb.local import pod_context
 
-    root = tempfile.mkdtemp(prefix="bench-flyte-")
-    tctx = TaskContext(
-        action=ActionID(name=action_name, run_name=run_name, project="p", domain="development", org="o"),
-        version="v1",
-        raw_data_path=RawDataPath(path=root),
-        output_path=root,
-        run_base_dir=root,
-        report=flyte.report.Report(name=action_name),
-        mode="remote",
-    )
-    with internal_ctx().replace_task_context(tctx):
+    with pod_context(run_name, action_name, root=tempfile.mkdtemp(prefix="bench-flyte-"), project="p"):
         yield

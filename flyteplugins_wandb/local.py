@@ -33,6 +33,7 @@ __all__ = [
     "RunRecord",
     "format_runs",
     "format_summary",
+    "pod_context",
     "read_manifest",
     "run_elastic_locally",
 ]
@@ -71,6 +72,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def pod_context(
+    run_name: str,
+    action_name: str,
+    *,
+    root: str,
+    custom_context: Mapping[str, str] | None = None,
+    project: str = "local",
+    domain: str = "development",
+    version: str = "local",
+) -> Iterator[None]:
+    """Make this process look like a Flyte pod running action ``action_name`` of run ``run_name``: a remote-mode
+    TaskContext with ``custom_context`` as the run context and ``root`` for Flyte's local files."""
+    import flyte.report
+    from flyte._context import internal_ctx
+    from flyte.models import ActionID, RawDataPath, TaskContext
+
+    tctx = TaskContext(
+        action=ActionID(name=action_name, run_name=run_name, project=project, domain=domain, org="local"),
+        version=version,
+        raw_data_path=RawDataPath(path=os.path.join(root, "raw")),
+        output_path=os.path.join(root, "out"),
+        run_base_dir=root,
+        report=flyte.report.Report(name=action_name),
+        mode="remote",
+        custom_context=dict(custom_context or {}),
+    )
+    with internal_ctx().replace_task_context(tctx):
+        yield
+
+
 def _agent(
     conn: Any,
     pickled_task: bytes,
@@ -86,27 +118,14 @@ def _agent(
 
     import cloudpickle
     import flyte
-    import flyte.report
-    from flyte._context import internal_ctx
-    from flyte.models import ActionID, RawDataPath, TaskContext
 
     os.environ.update(env)
     try:
         task = cloudpickle.loads(pickled_task)
         flyte.init(root_dir=root)
-        tctx = TaskContext(
-            action=ActionID(name=action_name, run_name=run_name, project="local", domain="development", org="local"),
-            version="local",
-            raw_data_path=RawDataPath(path=os.path.join(root, "raw")),
-            output_path=os.path.join(root, "out"),
-            run_base_dir=root,
-            report=flyte.report.Report(name=action_name),
-            mode="remote",
-            custom_context=dict(custom_context),
-        )
 
         async def execute() -> Any:
-            with internal_ctx().replace_task_context(tctx):
+            with pod_context(run_name, action_name, root=root, custom_context=custom_context):
                 return await task.execute(**inputs)
 
         output = asyncio.run(execute())

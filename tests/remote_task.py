@@ -22,28 +22,17 @@ def _pod(
 
     import cloudpickle
     import flyte
-    import flyte.report
-    from flyte._context import internal_ctx
-    from flyte.models import ActionID, RawDataPath, TaskContext
+
+    from flyteplugins_wandb.local import pod_context
 
     os.environ.update(env)
     root = tempfile.mkdtemp(prefix="pod-")
     try:
         task = cloudpickle.loads(pickled)
         flyte.init(root_dir=root)
-        tctx = TaskContext(
-            action=ActionID(name=action, run_name=run_name, project="p", domain="development", org="o"),
-            version="v1",
-            raw_data_path=RawDataPath(path=os.path.join(root, "raw")),
-            output_path=os.path.join(root, "out"),
-            run_base_dir=root,
-            report=flyte.report.Report(name=action),
-            mode="remote",
-            custom_context=dict(ctx),
-        )
 
         async def execute() -> Any:
-            with internal_ctx().replace_task_context(tctx):
+            with pod_context(run_name, action, root=root, custom_context=ctx, project="p", version="v1"):
                 return await task.execute(**inputs)
 
         conn.send(("ok", asyncio.run(execute())))
