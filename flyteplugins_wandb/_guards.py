@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-__all__ = ["MissingApiKeyError", "Preempted", "bounded", "require_api_key", "retrying", "sigterm_ends_run"]
+__all__ = ["MissingApiKeyError", "Preempted", "Timeout", "bounded", "require_api_key", "retrying", "sigterm_ends_run"]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
@@ -72,23 +72,33 @@ def retrying(
     raise AssertionError("unreachable")
 
 
-def bounded(fn: Callable[[], None], timeout: float) -> bool:
-    """Run ``fn`` in a daemon thread for at most ``timeout`` seconds; False if it was still running.
-    Its exception, if any, is raised here."""
-    error: list[BaseException] = []
+class Timeout(TimeoutError):
+    """A bounded call was still running when its time was up (it goes on in a daemon thread, abandoned)."""
+
+
+def bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Return ``fn()``, run in a daemon thread, or raise :class:`Timeout` after ``timeout`` seconds.
+
+    Its exception, if any, is raised here. A call that never returns (a W&B server that never answers) cannot
+    hold the task: the thread is left behind, and the process can still exit.
+    """
+    outcome: list[tuple[bool, Any]] = []
 
     def call() -> None:
         try:
-            fn()
+            outcome.append((True, fn()))
         except BaseException as e:
-            error.append(e)
+            outcome.append((False, e))
 
-    worker = threading.Thread(target=call, name="flyteplugins-wandb-finish", daemon=True)
+    worker = threading.Thread(target=call, name=f"flyteplugins-wandb: {what}", daemon=True)
     worker.start()
     worker.join(timeout)
-    if error:
-        raise error[0]
-    return not worker.is_alive()
+    if not outcome:
+        raise Timeout(f"{what} did not finish within {timeout:.0f}s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager

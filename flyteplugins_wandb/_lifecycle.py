@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._config import WandbConfig, decode_config
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run
-from ._guards import bounded, require_api_key, retrying, sigterm_ends_run
+from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._manifest import RunRecord, record_run
 from ._plan import ParentRun, RunPlan, base_id, plan
@@ -222,12 +222,15 @@ def _init(
     import wandb
 
     kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=options.start_timeout)
+    # wandb's own init_timeout fires first with its own message; this bound catches what hangs outside it.
+    limit = options.start_timeout * 1.25 + 5
     return retrying(
-        lambda: wandb.init(**kwargs),
+        lambda: bounded(lambda: wandb.init(**kwargs), limit, f"wandb.init of run {p.run_id}"),
         attempts=options.init_attempts,
         backoff=1.0,
         what=f"wandb.init of run {p.run_id}",
-        permanent=(TypeError, ValueError, wandb.errors.UsageError),
+        # A hang is not retried: it would only multiply the wait.
+        permanent=(TypeError, ValueError, Timeout, wandb.errors.UsageError),
     )
 
 
@@ -292,13 +295,15 @@ def _finish(
                 options.finish_timeout,
             )
     try:
-        if run is not None and not bounded(lambda: run.finish(exit_code=exit_code), options.finish_timeout):
-            logger.warning(
-                "run %s did not finish within %.0fs; data not yet uploaded stays in %s (upload it with `wandb sync`)",
-                p.run_id,
-                options.finish_timeout,
-                getattr(run.settings, "sync_dir", "the run directory"),
-            )
+        if run is not None:
+            bounded(lambda: run.finish(exit_code=exit_code), options.finish_timeout, f"finishing run {p.run_id}")
+    except Timeout:
+        logger.warning(
+            "run %s did not finish within %.0fs; data not yet uploaded stays in %s (upload it with `wandb sync`)",
+            p.run_id,
+            options.finish_timeout,
+            getattr(getattr(run, "settings", None), "sync_dir", "the run directory"),
+        )
     except Exception as e:
         # Raising here would replace the body's own exception; only a strict, successful task may fail on it.
         if options.strict and not failed:

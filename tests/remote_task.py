@@ -60,7 +60,15 @@ def run_as_pod(
         target=_pod,
         args=(child, cloudpickle.dumps(task), inputs, run_name, action_name, dict(context or {}), dict(env or {})),
     )
-    proc.start()
+    # The pod's environment must be there when its interpreter starts (PYTHONPATH, sitecustomize fault hooks),
+    # not only once _pod runs: spawn copies this process's environment at start.
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        proc.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     child.close()
     try:
         if not parent.poll(timeout):

@@ -50,6 +50,18 @@ def quick(x: int) -> int:
     return x
 
 
+@wandb_init(project="p", start_timeout=1)
+@plain.task
+def init_may_hang(x: int) -> tuple[int, bool]:
+    return x, get_wandb_run() is None
+
+
+@wandb_init(project="p", start_timeout=1, strict=True)
+@plain.task
+def init_may_hang_strict(x: int) -> int:
+    return x
+
+
 @wandb_init(project="p", config={"lr": 0.1, "api_key": "sk-123", "db": {"password": "hunter2", "host": "h"}})
 @plain.task
 def with_secrets() -> str:
@@ -175,6 +187,20 @@ def test_when_the_primary_cannot_start_the_run_training_completes_without_runs(w
 def test_strict_mode_fails_fast_when_the_run_cannot_start(wandb_env: Path) -> None:
     with pytest.raises(LocalElasticError, match="injected: the W&B server refused the run|failed to start"):
         run_elastic_locally(shared_strict, max_restarts=0, env=_faults(FAULT_INIT_FAIL="1"), x=3)
+
+
+def test_a_hanging_wandb_init_is_bounded_and_training_goes_on_without_a_run(wandb_env: Path) -> None:
+    result = run_as_pod(init_may_hang, run_name="R", action_name="a1", env=_faults(FAULT_INIT_DELAY="600"), x=5)
+    assert result == ("ok", (5, True))
+    assert offline_runs(wandb_env) == []
+
+
+def test_a_hanging_wandb_init_fails_a_strict_task_with_a_clear_error(wandb_env: Path) -> None:
+    status, message = run_as_pod(
+        init_may_hang_strict, run_name="R", action_name="a1", env=_faults(FAULT_INIT_DELAY="600"), x=5
+    )
+    assert status == "error"
+    assert "wandb.init of run R-a1 did not finish within" in message
 
 
 def test_a_stuck_finish_is_bounded_and_the_task_still_returns(wandb_env: Path) -> None:
