@@ -1,0 +1,319 @@
+"""A W&B sweep configuration as a frozen, validated value that also travels in Flyte's run context."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final, Literal, get_args
+
+from ._options import check_choice
+
+__all__ = [
+    "SWEEP_CONTEXT_PREFIX",
+    "SweepConfig",
+    "SweepContext",
+    "decode_sweep_config",
+    "wandb_sweep_config",
+]
+
+SWEEP_CONTEXT_PREFIX: Final = "wandb_sweep_"
+"""Every run-context key of a sweep starts with this (``wandb_config``'s decoder ignores such keys)."""
+
+SweepMethod = Literal["grid", "random", "bayes"]
+MetricGoal = Literal["minimize", "maximize"]
+# W&B's distribution names (sweep configuration reference). Each has a local sampler in _local_sweep.py.
+Distribution = Literal[
+    "constant",
+    "categorical",
+    "int_uniform",
+    "uniform",
+    "q_uniform",
+    "log_uniform",
+    "log_uniform_values",
+    "q_log_uniform_values",
+    "inv_log_uniform_values",
+    "normal",
+    "q_normal",
+    "log_normal",
+    "q_log_normal",
+]
+EarlyTerminateType = Literal["hyperband"]
+
+SWEEP_METHODS: Final[tuple[str, ...]] = get_args(SweepMethod)
+METRIC_GOALS: Final[tuple[str, ...]] = get_args(MetricGoal)
+DISTRIBUTIONS: Final[tuple[str, ...]] = get_args(Distribution)
+EARLY_TERMINATE_TYPES: Final[tuple[str, ...]] = get_args(EarlyTerminateType)
+
+_RANGE_DISTRIBUTIONS: Final = frozenset(
+    {"int_uniform", "uniform", "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform_values",
+     "inv_log_uniform_values"}
+)  # fmt: skip
+_NORMAL_DISTRIBUTIONS: Final = frozenset({"normal", "q_normal", "log_normal", "q_log_normal"})
+_PARAMETER_KEYS: Final = ("values", "value", "min", "max", "distribution", "q", "mu", "sigma", "probabilities")
+_METRIC_KEYS: Final = ("name", "goal", "target")
+_EARLY_TERMINATE_KEYS: Final = ("type", "min_iter", "max_iter", "s", "eta", "strict")
+
+
+def _number(path: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{path} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _positive_int(path: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_keys(path: str, spec: object, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(spec, Mapping) or not all(isinstance(k, str) for k in spec):
+        raise TypeError(f"{path} must be a mapping with str keys, got {spec!r}")
+    unknown = sorted(set(spec) - set(allowed))
+    if unknown:
+        raise ValueError(f"{path} has unknown keys {unknown}; allowed: {allowed}")
+    return spec
+
+
+def parameter_distribution(spec: Mapping[str, Any]) -> str:
+    """The distribution a (validated) parameter spec samples from, inferred as W&B does when not given:
+    ``values`` is categorical, ``value`` constant, int ``min``/``max`` int_uniform, other ``min``/``max`` uniform."""
+    if "distribution" in spec:
+        return str(spec["distribution"])
+    if "values" in spec:
+        return "categorical"
+    if "value" in spec:
+        return "constant"
+    if "mu" in spec or "sigma" in spec:
+        return "normal"
+    both_int = all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("min", "max"))
+    return "int_uniform" if both_int else "uniform"
+
+
+def _check_parameter(path: str, spec: object) -> None:
+    spec = _check_keys(path, spec, _PARAMETER_KEYS)
+    if "distribution" in spec:
+        check_choice(f"{path}.distribution", spec["distribution"], DISTRIBUTIONS)
+    dist = parameter_distribution(spec)
+    if dist == "categorical":
+        values = spec.get("values")
+        if not isinstance(values, list | tuple) or not values:
+            raise ValueError(f"{path}.values must be a non-empty list, got {values!r}")
+        if "probabilities" in spec:
+            probs = spec["probabilities"]
+            if not isinstance(probs, list | tuple) or len(probs) != len(values):
+                raise ValueError(f"{path}.probabilities must be a list as long as values, got {probs!r}")
+            total = sum(_number(f"{path}.probabilities[{i}]", p) for i, p in enumerate(probs))
+            if any(p < 0 for p in probs) or not math.isclose(total, 1.0, abs_tol=1e-6):
+                raise ValueError(f"{path}.probabilities must be >= 0 and sum to 1, got {probs!r}")
+    elif dist == "constant":
+        if "value" not in spec:
+            raise ValueError(f"{path} with distribution 'constant' needs value")
+    elif dist in _RANGE_DISTRIBUTIONS:
+        if "min" not in spec or "max" not in spec:
+            raise ValueError(f"{path} with distribution {dist!r} needs min and max, got {dict(spec)!r}")
+        low, high = _number(f"{path}.min", spec["min"]), _number(f"{path}.max", spec["max"])
+        if dist == "int_uniform":
+            for key in ("min", "max"):
+                if isinstance(spec[key], bool) or not isinstance(spec[key], int):
+                    raise ValueError(f"{path}.{key} must be an int for int_uniform, got {spec[key]!r}")
+        if not low < high:
+            raise ValueError(f"{path}.min must be below {path}.max, got min={spec['min']!r} max={spec['max']!r}")
+        if dist.endswith("log_uniform_values") and low <= 0:
+            raise ValueError(f"{path}.min must be > 0 for {dist} (it is the smallest value), got {spec['min']!r}")
+    else:  # the normal family
+        for key in ("mu", "sigma"):
+            if key in spec:
+                _number(f"{path}.{key}", spec[key])
+        if spec.get("sigma", 1) <= 0:
+            raise ValueError(f"{path}.sigma must be > 0, got {spec['sigma']!r}")
+    if "q" in spec and _number(f"{path}.q", spec["q"]) <= 0:
+        raise ValueError(f"{path}.q must be > 0, got {spec['q']!r}")
+    if "values" in spec and dist != "categorical":
+        raise ValueError(f"{path} gives values, which only a categorical parameter takes (distribution {dist!r})")
+
+
+def _finite(spec: Mapping[str, Any]) -> bool:
+    return parameter_distribution(spec) in ("categorical", "constant", "int_uniform")
+
+
+def _check_early_terminate(spec: object) -> None:
+    spec = _check_keys("early_terminate", spec, _EARLY_TERMINATE_KEYS)
+    check_choice("early_terminate.type", spec.get("type"), EARLY_TERMINATE_TYPES)
+    if ("min_iter" in spec) == ("max_iter" in spec):
+        raise ValueError(f"early_terminate needs exactly one of min_iter or max_iter, got {dict(spec)!r}")
+    if "min_iter" in spec:
+        _positive_int("early_terminate.min_iter", spec["min_iter"])
+    else:
+        _positive_int("early_terminate.max_iter", spec["max_iter"])
+        _positive_int("early_terminate.s", spec.get("s"))
+    eta = _number("early_terminate.eta", spec.get("eta", 3))
+    if eta <= 1:
+        raise ValueError(f"early_terminate.eta must be > 1, got {spec['eta']!r}")
+    if "strict" in spec and not isinstance(spec["strict"], bool):
+        raise ValueError(f"early_terminate.strict must be a bool, got {spec['strict']!r}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated W&B sweep configuration (method, metric, parameters, early termination, name/project/entity,
+    run cap). Construction raises a ValueError/TypeError naming the field path, the bad value and the choices."""
+
+    method: str
+    parameters: Mapping[str, Mapping[str, Any]]
+    metric: Mapping[str, Any] | None = None
+    early_terminate: Mapping[str, Any] | None = None
+    name: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    run_cap: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, SWEEP_METHODS)
+        for key in ("name", "project", "entity"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{key} must be a str, got {type(value).__name__} {value!r}")
+        if self.run_cap is not None:
+            _positive_int("run_cap", self.run_cap)
+        if not isinstance(self.parameters, Mapping):
+            raise TypeError(f"parameters must be a mapping of name to spec, got {self.parameters!r}")
+        params = _check_keys("parameters", self.parameters, tuple(self.parameters))
+        if not params:
+            raise ValueError("parameters must name at least one parameter, got {}")
+        for pname, spec in params.items():
+            if isinstance(spec, Mapping) and "parameters" in spec:
+                raise ValueError(f"parameters.{pname}: nested parameters are not supported by the local engine")
+            _check_parameter(f"parameters.{pname}", spec)
+        if self.metric is not None:
+            metric = _check_keys("metric", self.metric, _METRIC_KEYS)
+            if not isinstance(metric.get("name"), str) or not metric["name"]:
+                raise ValueError(f"metric.name must be a non-empty str, got {metric.get('name')!r}")
+            check_choice("metric.goal", metric.get("goal", "minimize"), METRIC_GOALS)
+            if "target" in metric:
+                _number("metric.target", metric["target"])
+        if self.method == "bayes" and self.metric is None:
+            raise ValueError("metric is required for method 'bayes' (it optimizes the metric), got None")
+        if self.early_terminate is not None:
+            if self.metric is None:
+                raise ValueError("metric is required for early_terminate (it compares the metric), got None")
+            _check_early_terminate(self.early_terminate)
+        if self.method == "grid":
+            infinite = [p for p, spec in params.items() if not _finite(spec)]
+            if infinite:
+                raise ValueError(
+                    f"method 'grid' needs finite choices (values, value or int_uniform); "
+                    f"parameters {infinite} are continuous ({[parameter_distribution(params[p]) for p in infinite]})"
+                )
+        try:
+            plain = json.loads(json.dumps(self._structured(), allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"the sweep configuration must be JSON-serializable, got {self._structured()!r}: {e}"
+            ) from e
+        # Plain JSON data: the value equals its decoded copy, and the caller's dicts cannot change it later.
+        for key, value in plain.items():
+            object.__setattr__(self, key, value)
+
+    def _structured(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"parameters": {k: dict(v) for k, v in self.parameters.items()}}
+        for key in ("metric", "early_terminate"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = dict(value)
+        return out
+
+    @property
+    def goal(self) -> str:
+        """``minimize`` or ``maximize`` (W&B's default is minimize)."""
+        return str((self.metric or {}).get("goal", "minimize"))
+
+    def to_wandb(self) -> dict[str, Any]:
+        """The dict that ``wandb.sweep(sweep=...)`` takes; unset fields are left out."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = json.loads(json.dumps(value)) if isinstance(value, Mapping) else value
+        return out
+
+    def to_context(self) -> dict[str, str]:
+        """Encode as run-context entries: strings as they are, structured values and ``run_cap`` as JSON."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[SWEEP_CONTEXT_PREFIX + f.name] = value if f.name in _STRINGS else json.dumps(value)
+        return out
+
+
+_FIELD_NAMES: Final = tuple(f.name for f in fields(SweepConfig))
+_STRINGS: Final = frozenset({"method", "name", "project", "entity"})
+
+
+def decode_sweep_config(context: Mapping[str, str] | None) -> SweepConfig | None:
+    """The sweep configuration in a run context, or None if it holds none. Other ``wandb_sweep_*`` keys (the
+    sweep id of a trial) are not part of the configuration and are skipped; a malformed value raises a
+    ValueError naming the key."""
+    values: dict[str, Any] = {}
+    for name in _FIELD_NAMES:
+        key = SWEEP_CONTEXT_PREFIX + name
+        raw = (context or {}).get(key)
+        if raw is None:
+            continue
+        if name in _STRINGS:
+            values[name] = raw
+            continue
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"run-context key {key!r} must hold JSON, got {raw!r}: {e}") from None
+    if not values:
+        return None
+    try:
+        return SweepConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"invalid sweep configuration in the run context: {e}") from None
+
+
+class SweepContext(dict[str, str]):
+    """The run-context entries of a :class:`SweepConfig` (``.config``); combine with ``wandb_config(...)`` as
+    ``{**wandb_config(...), **wandb_sweep_config(...)}``."""
+
+    def __init__(self, config: SweepConfig) -> None:
+        super().__init__(config.to_context())
+        self.config = config
+
+
+def wandb_sweep_config(
+    *,
+    method: str,
+    parameters: Mapping[str, Mapping[str, Any]],
+    metric: Mapping[str, Any] | None = None,
+    early_terminate: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    run_cap: int | None = None,
+) -> SweepContext:
+    """A W&B sweep configuration, validated here (before anything launches), as run-context entries.
+
+    ``method`` is grid/random/bayes; ``metric`` ``{name, goal}`` is required for bayes and early termination;
+    each parameter is ``{values: [...]}``, ``{value: x}`` or ``{min, max}`` with an optional W&B
+    ``distribution``; grid takes finite parameters only; ``early_terminate`` is hyperband with ``min_iter``
+    (or ``max_iter`` and ``s``) and ``eta`` (default 3). ``.config.to_wandb()`` is what W&B's sweep API takes.
+    """
+    return SweepContext(
+        SweepConfig(
+            method=method,
+            parameters=parameters,
+            metric=metric,
+            early_terminate=early_terminate,
+            name=name,
+            project=project,
+            entity=entity,
+            run_cap=run_cap,
+        )
+    )
