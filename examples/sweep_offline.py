@@ -15,10 +15,8 @@ from typing import Any
 
 import flyte
 
-# Until __init__.py re-exports them, the sweep API lives in these private modules.
-from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins_wandb._sweep import run_sweep, sweep_should_stop
-from flyteplugins_wandb._sweep_config import decode_sweep_config, wandb_sweep_config
+from flyteplugins_wandb import get_wandb_run, run_sweep, sweep_should_stop, wandb_config, wandb_init, wandb_sweep_config
+from flyteplugins_wandb._sweep_config import decode_sweep_config
 
 env = flyte.TaskEnvironment(name="sweep_offline")
 

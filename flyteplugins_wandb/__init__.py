@@ -8,6 +8,8 @@ from ._links import Wandb
 from ._options import RankScope, RunMode
 from ._plan import RunPlan, plan
 from ._reduce import log_reduced
+from ._sweep import SweepResult, get_wandb_sweep_id, run_sweep, sweep_should_stop
+from ._sweep_config import SweepConfig, wandb_sweep_config
 from ._topology import DistributedInfo, TopologyError, get_distributed_info
 
 __all__ = [
@@ -15,16 +17,22 @@ __all__ = [
     "RankScope",
     "RunMode",
     "RunPlan",
+    "SweepConfig",
+    "SweepResult",
     "TopologyError",
     "Wandb",
     "WandbConfig",
     "WandbContext",
     "get_distributed_info",
     "get_wandb_run",
+    "get_wandb_sweep_id",
     "is_primary",
     "log_artifact",
     "log_reduced",
     "plan",
+    "run_sweep",
+    "sweep_should_stop",
     "wandb_config",
     "wandb_init",
+    "wandb_sweep_config",
 ]

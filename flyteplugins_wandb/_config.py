@@ -17,9 +17,10 @@ __all__ = ["CONTEXT_PREFIX", "WandbConfig", "WandbContext", "decode_config", "wa
 logger = logging.getLogger(__name__)
 
 CONTEXT_PREFIX: Final = "wandb_"
+"""Every key this plugin writes into Flyte's run context starts with this prefix."""
+# W&B's server limits: a longer tag or name fails the run when it is created or synced.
 MAX_TAG_LENGTH: Final = 64
 MAX_NAME_LENGTH: Final = 128
-"""Every key this plugin writes into Flyte's run context starts with this prefix."""
 
 # Keywords of wandb.init that the plugin derives from the layout, so they cannot be given as plain settings.
 RESERVED_INIT_KEYWORDS: Final = frozenset({"id", "reinit"})
