@@ -12,6 +12,7 @@ from ._config import RESERVED_INIT_KEYWORDS, WANDB_INIT_KEYWORDS, WandbConfig
 from ._lifecycle import InitOptions, track
 from ._links import Wandb
 from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
+from ._topology import elastic_node_count
 
 __all__ = ["wandb_init"]
 
@@ -150,7 +151,7 @@ def _decorate(target: F, options: InitOptions) -> F:
             raise TypeError(f"task {target.name!r} is already decorated with @wandb_init")
         # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
         task: Any = target
-        distributed = _num_workers(getattr(task, "plugin_config", None)) is not None
+        distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
         options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
         task.func = _wrap(fn, options)
         task.links = (*task.links, *_links(task, options))
@@ -163,7 +164,7 @@ def _decorate(target: F, options: InitOptions) -> F:
 
 
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
-    num_workers = _num_workers(getattr(task, "plugin_config", None))
+    num_workers = elastic_node_count(getattr(task, "plugin_config", None))
     # The number of links is fixed when the task is defined; only the decorator's rank_scope is known then. A scope
     # from the run context moves the single link (to worker 0's run), it cannot add links: the common global case
     # keeps exactly one link instead of N copies of it.
@@ -179,18 +180,6 @@ def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
         )
         for i in range(num_workers)
     )
-
-
-def _num_workers(plugin_config: Any) -> int | None:
-    """The node count of an Elastic-style plugin config (``nnodes`` = ``N`` or ``"min:max"``), else None."""
-    nnodes = getattr(plugin_config, "nnodes", None)
-    if nnodes is None or not hasattr(plugin_config, "nproc_per_node"):
-        return None
-    text = str(nnodes)
-    try:
-        return int(text.rpartition(":")[2])
-    except ValueError:
-        raise ValueError(f"cannot read the node count from nnodes={nnodes!r}; expected N or 'min:max'") from None
 
 
 def _wrap(fn: F, options: InitOptions) -> F:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["DistributedInfo", "TopologyError", "get_distributed_info"]
+__all__ = ["DistributedInfo", "TopologyError", "elastic_node_count", "get_distributed_info"]
 
 
 class TopologyError(ValueError):
@@ -100,3 +100,15 @@ class DistributedInfo:
 def get_distributed_info() -> DistributedInfo | None:
     """This process's distributed topology from ``os.environ``, or None outside distributed training."""
     return DistributedInfo.from_env(os.environ)
+
+
+def elastic_node_count(plugin_config: object) -> int | None:
+    """The node count of an Elastic-style plugin config (``nnodes`` = ``N`` or ``"min:max"``: the maximum), or
+    None for a config that is not one (duck-typed, so flyteplugins-pytorch need not be imported)."""
+    nnodes = getattr(plugin_config, "nnodes", None)
+    if nnodes is None or not hasattr(plugin_config, "nproc_per_node"):
+        return None
+    try:
+        return int(str(nnodes).rpartition(":")[2])
+    except ValueError:
+        raise ValueError(f"cannot read the node count from nnodes={nnodes!r}; expected N or 'min:max'") from None

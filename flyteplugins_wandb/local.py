@@ -25,6 +25,7 @@ from typing import Any
 
 from ._manifest import MANIFEST_ENV, RunRecord, read_manifest
 from ._summary import format_runs, format_summary
+from ._topology import elastic_node_count
 
 __all__ = [
     "MANIFEST_ENV",
@@ -163,12 +164,13 @@ def run_elastic_locally(
     ``timeout`` seconds pass; every agent and worker is stopped before it returns or raises, Ctrl-C included.
     The script that calls this needs an ``if __name__ == "__main__":`` guard, as the agents are spawned.
     """
-    config = getattr(task, "plugin_config", None)
-    if config is None or not hasattr(config, "nnodes") or not hasattr(config, "nproc_per_node"):
+    config: Any = getattr(task, "plugin_config", None)
+    task_nodes = elastic_node_count(config)
+    if task_nodes is None:
         raise TypeError(
             f"run_elastic_locally needs a task whose TaskEnvironment has plugin_config=Elastic(...), got {task!r}"
         )
-    nodes = int(nnodes if nnodes is not None else str(config.nnodes).rpartition(":")[2])
+    nodes = int(nnodes if nnodes is not None else task_nodes)
     procs = int(nproc_per_node if nproc_per_node is not None else config.nproc_per_node)
     if nodes < 1 or procs < 1:
         raise ValueError(f"nnodes and nproc_per_node must be >= 1, got {nodes} and {procs}")
