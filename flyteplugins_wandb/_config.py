@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, check_choice
 
-__all__ = ["CONTEXT_PREFIX", "WandbConfig", "WandbContext", "decode_config", "wandb_config"]
+__all__ = ["CONTEXT_PREFIX", "TRIAL_FIELDS", "WandbConfig", "WandbContext", "decode_config", "wandb_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,25 @@ class WandbConfig:
     parent_run_id: str | None = None
     """Set by the plugin, not by users: the run of the task that launched this one."""
     parent_group: str | None = None
+    trial_run_id: str | None = None
+    """Set by ``run_sweep``, not by users: the run id a W&B sweep server assigned to this trial (its id base)."""
+    trial_sweep_id: str | None = None
+    """Set by ``run_sweep``: the server sweep this trial's run reports to (``wandb.Settings(sweep_id=...)``)."""
 
     def inheritable(self) -> WandbConfig:
         """What a task's children inherit: everything but the settings that describe one run or its layout
-        (a layout given in the run context reaches the children through the context itself)."""
+        (a layout given in the run context reaches the children through the context itself), and never a sweep
+        trial's identity (a trial's child is not a trial)."""
         return dataclasses.replace(
-            self, name=None, notes=None, group=None, job_type=None, run_mode=None, rank_scope=None
+            self,
+            name=None,
+            notes=None,
+            group=None,
+            job_type=None,
+            run_mode=None,
+            rank_scope=None,
+            trial_run_id=None,
+            trial_sweep_id=None,
         )
 
     def __post_init__(self) -> None:
@@ -143,6 +156,7 @@ def _plain(value: Any) -> Any:
 
 
 _FIELD_NAMES: Final = frozenset(f.name for f in fields(WandbConfig))
+TRIAL_FIELDS: Final = ("trial_run_id", "trial_sweep_id")
 _MAPPINGS: Final = frozenset({"config", "init_kwargs"})
 _STRUCTURED: Final = _MAPPINGS | {"tags"}
 

@@ -91,6 +91,8 @@ def build_init_kwargs(
             kwargs.pop("mode")
         kwargs["dir"] = writer_dir(cfg.dir or environ.get("WANDB_DIR") or os.getcwd(), str(p.run_id), writer.label)
         os.makedirs(kwargs["dir"], exist_ok=True)
+    if cfg.trial_sweep_id and resolved.wandb_mode != "disabled":
+        updates["sweep_id"] = cfg.trial_sweep_id
     gpus = _own_gpu(p, environ)
     if gpus is not None:
         updates["x_stats_gpu_device_ids"] = gpus

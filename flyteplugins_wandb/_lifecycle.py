@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import WandbConfig, decode_config
+from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, decode_config
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
@@ -94,7 +94,7 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         topology,
         resolved.layout.run_mode,
         resolved.layout.rank_scope,
-        base_id(action.run_name, action.name),
+        cfg.trial_run_id or base_id(action.run_name, action.name),
         resolved.group,
         parent=parent,
         label=action.name,
@@ -164,7 +164,10 @@ def _inherit(cfg: WandbConfig, p: RunPlan) -> Iterator[None]:
     import flyte
 
     child = dataclasses.replace(cfg.inheritable(), parent_run_id=p.run_id, parent_group=p.group)
-    with flyte.custom_context(**child.to_context()):
+    entries = child.to_context()
+    # Unset fields are left out of to_context(), which would let the children read this trial's identity.
+    entries.update({CONTEXT_PREFIX + name: "" for name in TRIAL_FIELDS if getattr(cfg, name)})
+    with flyte.custom_context(**entries):
         yield
 
 

@@ -33,9 +33,11 @@ __all__ = [
     "LocalSweep",
     "Trial",
     "TrialStatus",
+    "best_trial",
     "brackets",
     "should_stop",
     "stop_thresholds",
+    "store_outcome",
 ]
 
 TrialStatus = Literal["running", "complete", "stopped", "failed"]
@@ -62,6 +64,8 @@ class Trial:
     value: float | None = None
     history: list[float] = field(default_factory=list)
     error: str | None = None
+    run_id: str | None = None
+    """The run id the W&B sweep server assigned (online sweeps); None offline, where the trial's task names it."""
 
     @property
     def finished(self) -> bool:
@@ -331,13 +335,9 @@ class LocalSweep:
         trial stopped."""
         trial = self.trials[number]
         try:
-            history = [float(outcome)] if isinstance(outcome, int | float) else [float(v) for v in outcome]
-        except (TypeError, ValueError):
-            return self.fail(number, f"the objective must return a number or a list of numbers, got {outcome!r}")
-        if not history or not all(math.isfinite(v) for v in history):
-            return self.fail(number, f"the objective returned no finite metric values: {outcome!r}")
-        trial.history = history if not isinstance(outcome, int | float) else []
-        trial.value = history[-1]
+            store_outcome(trial, outcome)
+        except ValueError as e:
+            return self.fail(number, str(e))
         goal = self.config.goal
         stopped = any(should_stop(thresholds, goal, s, v) for s, v in enumerate(trial.history, start=1))
         trial.status = "stopped" if stopped else "complete"
@@ -350,9 +350,27 @@ class LocalSweep:
 
     def best(self) -> Trial | None:
         """The best complete trial by the metric's goal (a stopped trial only if none completed)."""
-        for status in ("complete", "stopped"):
-            scored = [t for t in self.trials if t.status == status and t.value is not None]
-            if scored:
-                pick = min if self.config.goal == "minimize" else max
-                return pick(scored, key=lambda t: (t.value, t.number) if pick is min else (t.value, -t.number))
-        return None
+        return best_trial(self.trials, self.config.goal)
+
+
+def store_outcome(trial: Trial, outcome: float | Sequence[float]) -> None:
+    """Set a trial's ``value`` (and ``history``, for a list) from what its objective returned; a ValueError
+    says why an outcome is unusable (not numbers, none finite)."""
+    try:
+        history = [float(outcome)] if isinstance(outcome, int | float) else [float(v) for v in outcome]
+    except (TypeError, ValueError):
+        raise ValueError(f"the objective must return a number or a list of numbers, got {outcome!r}") from None
+    if not history or not all(math.isfinite(v) for v in history):
+        raise ValueError(f"the objective returned no finite metric values: {outcome!r}")
+    trial.history = history if not isinstance(outcome, int | float) else []
+    trial.value = history[-1]
+
+
+def best_trial(trials: Sequence[Trial], goal: str) -> Trial | None:
+    """The best complete trial by ``goal`` (a stopped trial only if none completed); ties go to the earlier."""
+    for status in ("complete", "stopped"):
+        scored = [t for t in trials if t.status == status and t.value is not None]
+        if scored:
+            pick = min if goal == "minimize" else max
+            return pick(scored, key=lambda t: (t.value, t.number) if pick is min else (t.value, -t.number))
+    return None

@@ -20,6 +20,7 @@ Run id rules (``base`` is ``{run_name}-{action_name}``; a "child" is a task laun
 | several nodes, new, worker              | ``{base}-worker-{i}-rank-{local_rank}`` | ``{base}-worker-{i}``         |
 
 A user-given group replaces the ``{base}`` stem of the new-mode groups, and is the group of auto/shared runs.
+A trial of an online sweep takes the run id the W&B sweep server assigned it as its ``base``.
 """
 
 from __future__ import annotations

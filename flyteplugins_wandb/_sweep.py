@@ -3,32 +3,78 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._config import decode_config, wandb_config
-from ._local_sweep import LocalSweep, Trial, should_stop
+from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, decode_config
+from ._guards import MissingApiKeyError
+from ._local_sweep import LocalSweep, Trial, best_trial, should_stop
+from ._sweep_agent import AgentPolicy, run_agents
 from ._sweep_config import SWEEP_CONTEXT_PREFIX, SweepConfig, SweepContext, decode_sweep_config
+from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError, api_key
 
-__all__ = ["SweepResult", "get_wandb_sweep_id", "offline_sweep_id", "run_sweep", "sweep_should_stop"]
+__all__ = [
+    "SweepHome",
+    "SweepResult",
+    "get_wandb_sweep_id",
+    "offline_sweep_id",
+    "run_sweep",
+    "sweep_should_stop",
+]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
 SWEEP_ID_KEY: Final = SWEEP_CONTEXT_PREFIX + "id"
 # The bracket bars a trial runs with, and the goal they are read against (JSON), for sweep_should_stop.
 SWEEP_STOP_KEY: Final = SWEEP_CONTEXT_PREFIX + "stop"
+# Where the sweep of a @wandb_sweep driver lives (JSON of SweepHome); never the API key.
+SWEEP_HOME_KEY: Final = SWEEP_CONTEXT_PREFIX + "home"
+
+
+@dataclass(frozen=True)
+class SweepHome:
+    """The sweep that ``@wandb_sweep`` opened for driver action ``action``: on a W&B server (``online``), or
+    offline for the local engine."""
+
+    action: str
+    sweep_id: str
+    online: bool
+    base_url: str | None = None
+    entity: str | None = None
+    project: str | None = None
+    url: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, str], action: str) -> SweepHome | None:
+        """The home set for ``action`` itself (a trial that drives a sweep of its own does not inherit one)."""
+        raw = context.get(SWEEP_HOME_KEY)
+        if not raw:
+            return None
+        try:
+            home = cls(**json.loads(raw))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"run-context key {SWEEP_HOME_KEY!r} is malformed: {raw!r} ({e})") from None
+        return home if home.action == action else None
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a sweep did: its id, every trial (in proposal order) and the best one (None if no trial succeeded)."""
+    """What a sweep did: its id, every trial (in the order they were proposed) and the best one (None if no trial
+    succeeded). ``online`` sweeps live on a W&B server, whose page ``url`` shows them."""
 
     sweep_id: str
     best: Trial | None
     trials: list[Trial]
+    online: bool = False
+    url: str | None = None
 
 
 def offline_sweep_id(run_name: str, action_name: str) -> str:
@@ -60,16 +106,38 @@ def sweep_should_stop(step: int, value: float) -> bool:
     return should_stop(thresholds, spec["goal"], step, value)
 
 
-def _trial_context(sweep: LocalSweep, trial: Trial, thresholds: Mapping[int, float]) -> dict[str, str]:
+def _trial_run(sweep_id: str, trial: Trial, **fields: Any) -> dict[str, str]:
+    """The run-context entries that make a trial's ``@wandb_init`` open the trial's own run: one run per trial
+    (``auto``: a distributed trial's processes share it), grouped under the sweep, its parameters in its config."""
     inherited = decode_config(_context()).config or {}
-    run = wandb_config(
-        name=f"{sweep.sweep_id}-trial-{trial.number}",
-        group=sweep.sweep_id,
-        run_mode="new",
-        config={**inherited, **trial.params, "sweep_id": sweep.sweep_id, "sweep_trial": trial.number},
-    )
+    run = WandbConfig(
+        name=f"{sweep_id}-trial-{trial.number}",
+        group=sweep_id,
+        run_mode="auto",
+        config={**inherited, **trial.params, "sweep_id": sweep_id, "sweep_trial": trial.number},
+        **fields,
+    ).to_context()
+    # A driver with a run of its own hands it to its children; a trial is not part of it.
+    cleared = {CONTEXT_PREFIX + name: "" for name in ("parent_run_id", "parent_group", *TRIAL_FIELDS)}
+    return {**cleared, **run, SWEEP_ID_KEY: sweep_id}
+
+
+def _trial_context(sweep: LocalSweep, trial: Trial, thresholds: Mapping[int, float]) -> dict[str, str]:
     stop = {"goal": sweep.config.goal, "thresholds": {str(k): v for k, v in thresholds.items()}}
-    return {**run, SWEEP_ID_KEY: sweep.sweep_id, SWEEP_STOP_KEY: json.dumps(stop)}
+    return {**_trial_run(sweep.sweep_id, trial), SWEEP_STOP_KEY: json.dumps(stop)}
+
+
+def _online_trial_context(home: SweepHome, trial: Trial) -> dict[str, str]:
+    # The server judges early termination online; a bar left over from an enclosing offline sweep must not apply.
+    entries = _trial_run(
+        home.sweep_id,
+        trial,
+        project=home.project,
+        entity=home.entity,
+        trial_run_id=trial.run_id,
+        trial_sweep_id=home.sweep_id,
+    )
+    return {**entries, SWEEP_STOP_KEY: json.dumps({"goal": "minimize", "thresholds": {}})}
 
 
 async def _launch(objective: Any, trial: Trial, entries: Mapping[str, str]) -> Any:
@@ -88,21 +156,26 @@ async def run_sweep(
     count: int,
     state_path: str | None = None,
     seed: int = 0,
+    policy: AgentPolicy | None = None,
 ) -> SweepResult:
-    """Run a sweep from inside a Flyte driver task: each round proposes ``parallel`` trials and launches them as
-    parallel Flyte tasks of ``objective``, until ``count`` trials (or ``run_cap``, or the whole grid) are done.
+    """Run a sweep from inside a Flyte driver task: ``parallel`` trials at a time, each a Flyte task of
+    ``objective``, until ``count`` trials (or ``run_cap``, or the whole grid) were run.
 
     - Trials get the suggested parameters as keyword inputs (``objective(lr=..., batch_size=...)``), so the
       objective's signature names the sweep's parameters. It returns the metric's final value, or its values at
       steps 1..n (a list, the last being the result) so that ``early_terminate`` can judge it; it may call
       :func:`sweep_should_stop` after each step to stop early.
-    - Each trial's run context makes its ``@wandb_init`` run a new run named ``{sweep_id}-trial-{n}`` in group
-      ``sweep_id`` whose config holds the parameters, ``sweep_id`` and ``sweep_trial``; ``get_wandb_sweep_id()``
-      returns the id inside the trial. ``config`` defaults to ``wandb_sweep_config(...)`` from the run context.
-    - The search runs here, offline, with no W&B server call (see ``_local_sweep``). The sweep id is
+    - Each trial's ``@wandb_init`` opens one run for the trial (named ``{sweep_id}-trial-{n}``, grouped under the
+      sweep id, with the parameters, ``sweep_id`` and ``sweep_trial`` in its config); ``get_wandb_sweep_id()``
+      returns the id inside the trial. ``config`` defaults to the sweep configuration in the run context
+      (``wandb_sweep_config(...)``, or the one ``@wandb_sweep`` was given).
+    - Where the driver is decorated with ``@wandb_sweep`` and its sweep is online, the W&B server proposes the
+      trials: ``parallel`` agents are registered with it, each runs one trial at a time, and each trial's run is
+      the run the server assigned (so it appears in the sweep). ``policy`` sets their heartbeat and patience.
+    - Otherwise the search runs here, offline, with no server call (see ``_local_sweep``): the sweep id is
       ``{run_name}-{action}-sweep`` of this driver; with ``state_path`` the state is saved after every round and a
-      restarted driver resumes it (keeping its first sweep id) instead of starting over: trials that finished are
-      never run again, trials cut off mid-round are launched again with the same parameters.
+      restarted driver resumes it instead of starting over (trials that finished are never run again, trials cut
+      off mid-round are launched again with the same parameters).
     - A trial that raises is recorded as failed (the sweep goes on); it still counts towards ``count``.
     """
     import flyte
@@ -118,13 +191,64 @@ async def run_sweep(
     ctx = flyte.ctx()
     if not ctx:
         raise RuntimeError("run_sweep must be called inside a Flyte task (the driver)")
-    sweep_id = offline_sweep_id(ctx.action.run_name or "local", ctx.action.name)
+    total = min(count, config.run_cap or count)
+    home = SweepHome.from_context(_context(), ctx.action.name)
+    if home is not None and home.online:
+        if state_path:
+            logger.info("sweep %s is online: its state lives on the W&B server, state_path is not used", home.sweep_id)
+        trials = await _run_online(objective, home, parallel, total, policy or AgentPolicy(), ctx.action.name)
+        if trials is not None:
+            return SweepResult(home.sweep_id, best_trial(trials, config.goal), trials, online=True, url=home.url)
+    local_id = offline_sweep_id(ctx.action.run_name or "local", ctx.action.name)
+    if home is not None and home.online:
+        # The trials inherit this mode: their runs could not reach the server either.
+        with flyte.custom_context(wandb_mode="offline"):
+            return await _run_local(objective, config, local_id, parallel, total, state_path, seed)
+    return await _run_local(objective, config, home.sweep_id if home else local_id, parallel, total, state_path, seed)
+
+
+async def _run_online(
+    objective: Any, home: SweepHome, parallel: int, total: int, policy: AgentPolicy, label: str
+) -> list[Trial] | None:
+    """The trials of an online sweep, or None when its server could not take agents (the caller goes offline)."""
+    base_url = home.base_url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    key = api_key(os.environ, base_url)
+    if key is None:
+        raise MissingApiKeyError(f"sweep {home.sweep_id} is on {base_url}, but this driver has no W&B API key")
+    server = SweepServer(base_url, key, timeout=policy.call_timeout)
+    try:
+        return await run_agents(
+            server,
+            home.sweep_id,
+            entity=home.entity,
+            project=home.project,
+            parallel=parallel,
+            count=total,
+            launch=lambda trial: _launch(objective, trial, _online_trial_context(home, trial)),
+            policy=policy,
+            label=label,
+        )
+    except SweepServerAuthError:
+        raise
+    except (SweepServerError, TimeoutError) as e:
+        logger.warning("sweep %s: no agent could register (%s); running the sweep offline instead", home.sweep_id, e)
+        return None
+
+
+async def _run_local(
+    objective: Any,
+    config: SweepConfig,
+    sweep_id: str,
+    parallel: int,
+    total: int,
+    state_path: str | None,
+    seed: int,
+) -> SweepResult:
     sweep = (
         LocalSweep.open(state_path, config, sweep_id=sweep_id, seed=seed)
         if state_path
         else LocalSweep(config, sweep_id=sweep_id, seed=seed)
     )
-    total = min(count, config.run_cap or count)
     while True:
         batch = sweep.pending[:parallel]
         room = total - len(sweep.trials)

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_public_names_are_exactly_these() -> None:
     assert flyteplugins_wandb.__all__ == [
+        "AgentPolicy",
         "DistributedInfo",
         "RankScope",
         "RunMode",
@@ -28,6 +29,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "Wandb",
         "WandbConfig",
         "WandbContext",
+        "WandbSweep",
         "get_distributed_info",
         "get_wandb_run",
         "get_wandb_sweep_id",
@@ -39,6 +41,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "sweep_should_stop",
         "wandb_config",
         "wandb_init",
+        "wandb_sweep",
         "wandb_sweep_config",
     ]
 

@@ -1,0 +1,207 @@
+"""``@wandb_sweep``: open a sweep for a Flyte driver task, on the W&B server when one answers, offline otherwise."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from ._config import WandbConfig, decode_config
+from ._guards import Timeout, bounded, require_api_key
+from ._links import WandbSweep
+from ._resolve import DEFAULT_HOST, resolve
+from ._sweep import SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
+from ._sweep_config import SweepConfig, SweepContext, decode_sweep_config
+from ._sweep_server import DEFAULT_BASE_URL, SweepServer, SweepServerAuthError, SweepServerError, api_key, sweep_url
+
+__all__ = ["SweepOptions", "open_sweep", "wandb_sweep"]
+
+logger = logging.getLogger("flyteplugins_wandb")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "__flyteplugins_wandb_sweep__"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What ``@wandb_sweep`` was given, validated at decoration time."""
+
+    config: SweepConfig | None = None
+    strict: bool = False
+    """Raise instead of running offline when the W&B server cannot create the sweep."""
+    probe_timeout: float = 5.0
+    """Seconds the server has to answer the first call; an air-gapped cluster learns it here, once."""
+    timeout: float = 30.0
+    """Seconds for any later server call."""
+
+
+@overload
+def wandb_sweep(func: F, /) -> F: ...
+
+
+@overload
+def wandb_sweep(
+    *,
+    config: SweepConfig | SweepContext | None = None,
+    strict: bool = False,
+    probe_timeout: float = 5.0,
+    timeout: float = 30.0,
+) -> Callable[[F], F]: ...
+
+
+def wandb_sweep(
+    func: Any = None,
+    /,
+    *,
+    config: SweepConfig | SweepContext | None = None,
+    strict: bool = False,
+    probe_timeout: float = 5.0,
+    timeout: float = 30.0,
+) -> Any:
+    """Open a W&B sweep for each run of a Flyte driver task; inside it, :func:`run_sweep` runs the trials.
+
+    Place it above ``@env.task`` (it then attaches a Flyte UI link to the project's sweeps page; the sweep's own id
+    is only known once the task runs). The configuration is ``config`` (``wandb_sweep_config(...)``), else the one
+    in the run context.
+
+    - Online (``WANDB_MODE`` unset or ``online``): the server is probed within ``probe_timeout`` seconds, then the
+      sweep is created there, in the sweep configuration's project/entity, else ``wandb_config``'s, else
+      ``WANDB_PROJECT``/``WANDB_ENTITY``. A missing or refused API key raises before the body runs. A server that
+      does not answer, or fails, makes the sweep offline with a warning (its trials then log offline), unless
+      ``strict=True``, which raises instead.
+    - Offline (``WANDB_MODE=offline``/``disabled``): the sweep id is ``{run_name}-{action}-sweep`` and the local
+      engine proposes the trials; no server call is made.
+    - The body and every task it launches see the id through :func:`get_wandb_sweep_id`.
+    """
+    if isinstance(config, SweepContext):
+        config = config.config
+    if config is not None and not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be wandb_sweep_config(...) or a SweepConfig, got {type(config).__name__}")
+    for name, value in (("probe_timeout", probe_timeout), ("timeout", timeout)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    options = SweepOptions(config, bool(strict), float(probe_timeout), float(timeout))
+
+    def decorate(target: F) -> F:
+        return _decorate(target, options)
+
+    return decorate if func is None else decorate(func)
+
+
+def _decorate(target: F, options: SweepOptions) -> F:
+    from flyte.extend import TaskTemplate
+
+    if isinstance(target, TaskTemplate):
+        task: Any = target
+        fn = getattr(task, "func", None)
+        if fn is None:
+            raise TypeError(f"@wandb_sweep needs a Python function task; {type(task).__name__} has no function")
+        if getattr(fn, _MARK, False):
+            raise TypeError(f"task {task.name!r} is already decorated with @wandb_sweep")
+        # In place, as @wandb_init does: the environment holds this very task object.
+        task.func = _wrap(fn, options)
+        task.links = (*task.links, WandbSweep(options.config))
+        return target
+    if not callable(target):
+        raise TypeError(f"@wandb_sweep decorates a Flyte task or a function, got {target!r}")
+    if getattr(target, _MARK, False):
+        raise TypeError(f"{target!r} is already decorated with @wandb_sweep")
+    return _wrap(target, options)
+
+
+def _wrap(fn: F, options: SweepOptions) -> F:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with open_sweep(options):
+                return await fn(*args, **kwargs)
+
+        wrapper: Any = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with open_sweep(options):
+                return fn(*args, **kwargs)
+
+        wrapper = sync_wrapper
+    setattr(wrapper, _MARK, True)
+    return wrapper  # type: ignore[no-any-return]
+
+
+@contextmanager
+def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -> Iterator[SweepHome | None]:
+    """Create the sweep of the current driver action and hand it to the body and its tasks (the run context)."""
+    import flyte
+
+    tctx = flyte.ctx()
+    if not tctx:
+        logger.warning("@wandb_sweep: not inside a Flyte task (was the task called as a plain function?); no sweep")
+        yield None
+        return
+    context = dict(tctx.custom_context or {})
+    config = options.config or decode_sweep_config(context)
+    if config is None:
+        raise ValueError(
+            "@wandb_sweep needs a sweep configuration: @wandb_sweep(config=wandb_sweep_config(...)), or "
+            "wandb_sweep_config(...) in the run context"
+        )
+    run_cfg = decode_config(context)
+    mode = resolve(WandbConfig(), run_cfg, environ).wandb_mode
+    action = tctx.action
+    entries = config.to_context()
+    home = _create_online(config, run_cfg, options, action.name, environ) if mode == "online" else None
+    if home is None:
+        home = SweepHome(action.name, offline_sweep_id(action.run_name or "local", action.name), online=False)
+        if mode == "online":
+            entries["wandb_mode"] = "offline"  # the trials could not reach the server either
+        logger.info("sweep %s runs offline, on the local engine", home.sweep_id)
+    entries.update({SWEEP_ID_KEY: home.sweep_id, SWEEP_HOME_KEY: home.to_json()})
+    with flyte.custom_context(**entries):
+        yield home
+
+
+def _create_online(
+    config: SweepConfig, run_cfg: WandbConfig, options: SweepOptions, action: str, environ: Mapping[str, str]
+) -> SweepHome | None:
+    base_url = (environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    key = api_key(environ, base_url)
+    if key is None:
+        require_api_key(environ)  # raises, with how to give a Flyte task its key
+        _offline(options, f"the sweep client needs an API key or netrc entry for {base_url}")
+        return None
+    server = SweepServer(base_url, key, timeout=options.timeout)
+    try:
+        viewer = bounded(lambda: server.probe(options.probe_timeout), options.probe_timeout + 1, f"probing {base_url}")
+        entity = config.entity or run_cfg.entity or environ.get("WANDB_ENTITY") or viewer
+        project = config.project or run_cfg.project or environ.get("WANDB_PROJECT")
+        created = bounded(
+            lambda: server.create_sweep(config, entity=entity, project=project),
+            options.timeout + 1,
+            f"creating the sweep on {base_url}",
+        )
+    except SweepServerAuthError:
+        raise
+    except (SweepServerError, Timeout) as e:
+        _offline(options, str(e))
+        return None
+    for warning in created.warnings:
+        logger.warning("W&B sweep %s: %s", created.sweep_id, warning)
+    host = run_cfg.host or (DEFAULT_HOST if base_url == DEFAULT_BASE_URL else base_url)
+    url = None
+    if created.entity and created.project:
+        url = sweep_url(host, created.entity, created.project, created.sweep_id)
+    logger.info("sweep %s created on %s%s", created.sweep_id, base_url, f": {url}" if url else "")
+    return SweepHome(action, created.sweep_id, True, base_url, created.entity, created.project, url)
+
+
+def _offline(options: SweepOptions, why: str) -> None:
+    if options.strict:
+        raise RuntimeError(f"cannot create the W&B sweep ({why}) and strict=True")
+    logger.warning("cannot create the W&B sweep (%s); the sweep runs offline on the local engine", why)
