@@ -131,12 +131,14 @@ class _Agent:
         return self.queued.pop(0)
 
     async def run(self) -> None:
-        while not self.exit and self.budget.left > 0:
+        # The budget is taken before asking, so the server hands out exactly as many runs as will be run.
+        while not self.exit and self.budget.take():
             command = await self.next_run()
-            if command is None or not self.budget.take():
-                return
-            run_id = str(command.get("run_id") or "")
+            run_id = str(command.get("run_id") or "") if command is not None else ""
             if not run_id:
+                self.budget.left += 1
+                if command is None:
+                    return
                 logger.warning("sweep agent %d: ignoring a run command without run_id: %r", self.index, command)
                 continue
             trial = Trial(number=len(self.trials), params=_params(command), run_id=run_id)

@@ -35,6 +35,7 @@ class OfflineRun:
     state: str | None = None
     stats_keys: set[str] = field(default_factory=set)
     start_time: str = ""
+    sweep_id: str = ""
 
     def metric(self, key: str) -> list[Any]:
         """Every logged value of ``key``, in order."""
@@ -71,6 +72,7 @@ def inspect_run(run_file: Path) -> OfflineRun:
         exit_code=summary.get("exit_code"),
         state=summary.get("state"),
         start_time=run_rec.get("start_time", ""),
+        sweep_id=run_rec.get("sweep_id", ""),
     )
     for r in records:
         if r.get("type") == "history":
