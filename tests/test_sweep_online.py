@@ -76,6 +76,25 @@ async def plain_trial(x: float, b: int) -> float:
     return loss_of(x, b)
 
 
+@wandb_init(mode="offline", run_mode="new")
+@env.task
+async def trial_child() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return str(run.id)
+
+
+@wandb_init(mode="offline")
+@env.task
+async def parent_trial(x: float, b: int) -> float:
+    """A trial whose own child has a run: the child is not the trial and must not take its server run id."""
+    run = get_wandb_run()
+    assert run is not None
+    child_id = await trial_child()
+    run.log({"loss": loss_of(x, b), "child_run_id": child_id})
+    return loss_of(x, b)
+
+
 @wandb_init(mode="offline")
 @env.task
 async def endless_trial(x: float, b: int) -> float:
@@ -112,6 +131,12 @@ async def online_driver(parallel: int, count: int) -> str:
 @env.task
 async def stopping_driver() -> str:
     return _summary(await run_sweep(endless_trial, parallel=1, count=1, policy=FAST), get_wandb_sweep_id())
+
+
+@wandb_sweep(config=CONFIG, probe_timeout=2.0, timeout=5.0)
+@env.task
+async def parent_trial_driver() -> str:
+    return _summary(await run_sweep(parent_trial, parallel=1, count=1, policy=FAST), get_wandb_sweep_id())
 
 
 @wandb_sweep(probe_timeout=1.0, timeout=2.0)
@@ -224,6 +249,24 @@ def test_a_server_that_stops_answering_ends_the_agents_and_the_driver_returns(
     assert "the server stopped answering" in caplog.text
     # A trial in flight when the server went away still finished.
     assert all(t["status"] == "complete" for t in out["trials"])
+
+
+def test_a_trials_children_get_runs_of_their_own_not_the_trials_server_run(fake: FakeWandb, wandb_env: Path) -> None:
+    json.loads(flyte.run(parent_trial_driver).outputs()[0])
+    runs = {r.run_id: r for r in offline_runs(wandb_env)}
+    assert "run000" in runs
+    child = runs["run000"].summary["child_run_id"]
+    assert child != "run000" and child in runs
+    assert runs[child].sweep_id == "", "a trial's child must not report to the sweep"
+    assert runs["run000"].sweep_id == "swp00000"
+
+
+def test_a_trials_link_names_the_run_the_server_assigned() -> None:
+    from flyteplugins_wandb import Wandb
+    from flyteplugins_wandb._config import WandbConfig
+
+    context = WandbConfig(entity="alice", project="p", run_mode="auto", trial_run_id="run007").to_context()
+    assert Wandb().get_link("r1", "p", "d", context, "a0", "a1", "pod") == "https://wandb.ai/alice/p/runs/run007"
 
 
 # --- offline and fallbacks -----------------------------------------------------------------------------------
