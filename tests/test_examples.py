@@ -196,3 +196,33 @@ print(json.dumps({
     assert facts["secret"] == ["wandb_api_key", "WANDB_API_KEY"]
     assert facts["links"] == ["Weights & Biases"], "global scope: one link to the one run"
     assert facts["flyte_initialised"] is False
+
+
+def test_sweep_example_runs_its_trials_offline_and_resumes_without_rerunning_any(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(WANDB_MODE="offline", WANDB_DISABLE_GIT="true", WANDB_DIR=str(tmp_path))
+
+    def sweep(count: int) -> str:
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "sweep.py"), "--method", "grid", "--count", str(count)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, f"sweep.py exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    first, second = sweep(4), sweep(6)
+    sweep_id = re.search(r"^sweep (\S+-sweep) \(offline;", first, re.M)
+    assert sweep_id, first
+    assert f"sweep {sweep_id.group(1)} (offline;" in second, "the resumed sweep must keep its first id"
+    assert len(re.findall(r"^  trial ", second, re.M)) == 6
+    runs = offline_runs(tmp_path)
+    assert sorted(r.config["sweep_trial"] for r in runs) == list(range(6)), "a resumed sweep ran a trial again"
+    for run in runs:
+        assert run.group == sweep_id.group(1) and run.config["sweep_id"] == sweep_id.group(1)
+        assert run.metric("val/loss") and (run.state, run.exit_code) == ("finished", 0)
+    best = min(runs, key=lambda r: r.metric("val/loss")[-1])
+    assert f"best: {{'params': {{'lr': {best.config['lr']}, 'layers': {best.config['layers']}}}" in second

@@ -1,10 +1,16 @@
-"""A hyperparameter sweep as parallel Flyte tasks, with no W&B server: ``python examples/sweep_offline.py``.
+"""A hyperparameter sweep as parallel Flyte tasks: ``python examples/sweep.py``.
 
-A driver task runs a bayes sweep (Optuna TPE; needs the ``sweeps`` extra) over a toy objective, two trials at a time
-with hyperband early termination, and prints every trial and the best one. Each trial is an offline W&B run (under
-``./wandb``) whose config holds its parameters and the sweep id, grouped under the sweep: ``wandb sync`` uploads them
-later. The sweep state is saved to ``sweep_state.json``: run the command again and it resumes (nothing is run twice;
-raise ``--count`` to go further). ``--method grid`` or ``--method random`` need no extra.
+A driver task decorated with ``@wandb_sweep`` opens the sweep and runs a bayes search over a toy objective, two
+trials at a time with hyperband early termination, then prints every trial and the best one.
+
+- Offline (the default here, ``WANDB_MODE=offline``): no W&B server is called. The local engine (Optuna TPE; needs
+  the ``sweeps`` extra) proposes the trials; each trial is an offline W&B run (under ``./wandb``) whose config holds
+  its parameters and the sweep id, grouped under the sweep: ``wandb sync`` uploads them later. The state is saved
+  to ``sweep_state.json``: run the command again and it resumes (nothing is run twice; raise ``--count`` to go
+  further). ``--method grid`` or ``--method random`` need no extra.
+- Online (``WANDB_MODE=online WANDB_API_KEY=... python examples/sweep.py --entity <you>``): the sweep is created on
+  the W&B server, which proposes the trials and stops the weak ones; its page is printed. A server that does not
+  answer within five seconds makes the sweep offline, as above.
 """
 
 from __future__ import annotations
@@ -15,10 +21,17 @@ from typing import Any
 
 import flyte
 
-from flyteplugins_wandb import get_wandb_run, run_sweep, sweep_should_stop, wandb_config, wandb_init, wandb_sweep_config
-from flyteplugins_wandb._sweep_config import decode_sweep_config
+from flyteplugins_wandb import (
+    get_wandb_run,
+    run_sweep,
+    sweep_should_stop,
+    wandb_config,
+    wandb_init,
+    wandb_sweep,
+    wandb_sweep_config,
+)
 
-env = flyte.TaskEnvironment(name="sweep_offline")
+env = flyte.TaskEnvironment(name="sweep")
 
 
 @wandb_init
@@ -39,12 +52,15 @@ async def train(lr: float, layers: int) -> list[float]:
     return losses
 
 
+@wandb_sweep  # the sweep configuration comes from the run context
 @env.task
 async def sweep(parallel: int, count: int, state_path: str) -> dict[str, Any]:
     result = await run_sweep(train, parallel=parallel, count=count, state_path=state_path)
     return {
         "sweep_id": result.sweep_id,
-        "best": None if result.best is None else {"params": result.best.params, "loss": result.best.value},
+        "where": result.url or "offline",
+        # Flyte cannot pass a None inside this dict: an empty dict means "no trial succeeded".
+        "best": {} if result.best is None else {"params": result.best.params, "loss": result.best.value},
         "trials": [(t.number, t.status, len(t.history), t.params, t.value) for t in result.trials],
     }
 
@@ -55,6 +71,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--state", default="sweep_state.json")
+    parser.add_argument("--entity", default=None, help="W&B entity (online)")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -67,14 +84,13 @@ def main() -> None:
         parameters={"lr": lr, "layers": {"values": [1, 2, 3, 4]}},
         early_terminate={"type": "hyperband", "min_iter": 3, "eta": 3},
     )
-    assert decode_sweep_config(config) == config.config  # what the driver will read back from the run context
     flyte.init()
-    ctx = {**wandb_config(project="flyteplugins-wandb-examples"), **config}
+    ctx = {**wandb_config(project="flyteplugins-wandb-examples", entity=args.entity), **config}
     out = flyte.with_runcontext(custom_context=ctx).run(sweep, args.parallel, args.count, args.state).outputs()[0]
-    print(f"sweep {out['sweep_id']} (state: {args.state}, W&B mode: {os.environ['WANDB_MODE']})")
+    print(f"sweep {out['sweep_id']} ({out['where']}; state: {args.state}, W&B mode: {os.environ['WANDB_MODE']})")
     for number, status, steps, params, value in out["trials"]:
         print(f"  trial {number:2d} {status:9s} steps={steps:2d} loss={value} {params}")
-    print(f"best: {out['best']}")
+    print(f"best: {out['best'] or 'none (every trial failed)'}")
 
 
 if __name__ == "__main__":
