@@ -134,14 +134,19 @@ class _Agent:
         # The budget is taken before asking, so the server hands out exactly as many runs as will be run.
         while not self.exit and self.budget.take():
             command = await self.next_run()
-            run_id = str(command.get("run_id") or "") if command is not None else ""
-            if not run_id:
+            if command is None:
                 self.budget.left += 1
-                if command is None:
-                    return
-                logger.warning("sweep agent %d: ignoring a run command without run_id: %r", self.index, command)
+                return
+            run_id = str(command.get("run_id") or "")
+            try:
+                if not run_id:
+                    raise SweepServerError("no run_id")
+                params = _params(command)
+            except SweepServerError as e:
+                self.budget.left += 1
+                logger.warning("sweep agent %d: ignoring a malformed run command (%s): %r", self.index, e, command)
                 continue
-            trial = Trial(number=len(self.trials), params=_params(command), run_id=run_id)
+            trial = Trial(number=len(self.trials), params=params, run_id=run_id)
             self.trials.append(trial)
             await self.run_trial(trial, run_id)
 

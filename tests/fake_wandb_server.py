@@ -29,6 +29,8 @@ class FakeWandb:
     exit_when_done: bool = True
     stop_runs: set[str] = field(default_factory=set)
     """Runs told to stop as soon as a heartbeat reports them running."""
+    scripted: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Command lists sent, one per heartbeat, before the controller's own."""
     status: int | None = None
     """Answer every request with this HTTP status instead."""
     hang: bool = False
@@ -79,6 +81,8 @@ class FakeWandb:
     def _commands(self, variables: dict[str, Any]) -> list[dict[str, Any]]:
         running: dict[str, bool] = json.loads(variables.get("runState") or "{}")
         self.heartbeats.append((variables["id"], running))
+        if self.scripted:
+            return self.scripted.pop(0)
         stops = [{"type": "stop", "run_id": r} for r in running if r in self.stop_runs]
         if stops:
             return stops

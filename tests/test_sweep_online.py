@@ -231,6 +231,21 @@ def test_exit_from_the_server_ends_the_sweep_before_count(fake: FakeWandb) -> No
     assert sorted(t["run_id"] for t in out["trials"]) == ["run000", "run001"]
 
 
+def test_malformed_and_unknown_commands_are_skipped_without_using_up_the_count(
+    fake: FakeWandb, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.scripted = [
+        [{"type": "run", "args": {"x": {"value": 1.0}}}],
+        [{"type": "run", "run_id": "bad-args", "args": [1, 2]}],
+        [{"type": "reboot"}],
+    ]
+    with caplog.at_level(logging.WARNING, logger="flyteplugins_wandb"):
+        out = json.loads(flyte.run(online_driver, parallel=1, count=2).outputs()[0])
+    assert [t["run_id"] for t in out["trials"]] == ["run000", "run001"]
+    assert caplog.text.count("ignoring a malformed run command") == 2
+    assert "ignoring unknown command {'type': 'reboot'}" in caplog.text
+
+
 def test_a_run_the_server_stops_is_cancelled_and_recorded_as_stopped(fake: FakeWandb) -> None:
     fake.stop_runs = {"run000"}
     out = json.loads(flyte.run(stopping_driver).outputs()[0])
