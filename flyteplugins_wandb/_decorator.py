@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -12,6 +10,7 @@ from ._config import RESERVED_INIT_KEYWORDS, WANDB_INIT_KEYWORDS, WandbConfig
 from ._lifecycle import InitOptions, track
 from ._links import Wandb
 from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
+from ._task_wrap import task_and_function, wrap_body
 from ._topology import elastic_node_count
 
 __all__ = ["wandb_init"]
@@ -141,26 +140,15 @@ def _check_settings(settings: Any) -> None:
 
 
 def _decorate(target: F, options: InitOptions) -> F:
-    from flyte.extend import TaskTemplate
-
-    if isinstance(target, TaskTemplate):
-        fn = getattr(target, "func", None)
-        if fn is None:
-            raise TypeError(f"@wandb_init needs a Python function task; {type(target).__name__} has no function")
-        if getattr(fn, _MARK, False):
-            raise TypeError(f"task {target.name!r} is already decorated with @wandb_init")
-        # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
-        task: Any = target
-        distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
-        options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
-        task.func = _wrap(fn, options)
-        task.links = (*task.links, *_links(task, options))
-        return target
-    if not callable(target):
-        raise TypeError(f"@wandb_init decorates a Flyte task or a function, got {target!r}")
-    if getattr(target, _MARK, False):
-        raise TypeError(f"{target!r} is already decorated with @wandb_init")
-    return _wrap(target, options)
+    task, fn = task_and_function(target, "@wandb_init", _MARK)
+    if task is None:
+        return wrap_body(fn, lambda: track(options), _MARK)  # type: ignore[return-value]
+    distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
+    options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
+    # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
+    task.func = wrap_body(fn, lambda: track(options), _MARK)
+    task.links = (*task.links, *_links(task, options))
+    return target
 
 
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
@@ -180,24 +168,3 @@ def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
         )
         for i in range(num_workers)
     )
-
-
-def _wrap(fn: F, options: InitOptions) -> F:
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with track(options):
-                return await fn(*args, **kwargs)
-
-        wrapper: Any = async_wrapper
-    else:
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with track(options):
-                return fn(*args, **kwargs)
-
-        wrapper = sync_wrapper
-    setattr(wrapper, _MARK, True)
-    return wrapper  # type: ignore[no-any-return]

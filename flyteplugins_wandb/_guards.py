@@ -11,14 +11,27 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlparse
 
-__all__ = ["MissingApiKeyError", "Preempted", "Timeout", "bounded", "require_api_key", "retrying", "sigterm_ends_run"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MissingApiKeyError",
+    "Preempted",
+    "Timeout",
+    "api_key",
+    "bounded",
+    "require_api_key",
+    "retrying",
+    "sigterm_ends_run",
+]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
 T = TypeVar("T")
+
+DEFAULT_BASE_URL: Final = "https://api.wandb.ai"
+"""W&B's API server, where ``WANDB_BASE_URL`` is not set."""
 
 
 class MissingApiKeyError(RuntimeError):
@@ -32,18 +45,26 @@ class Preempted(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-def require_api_key(environ: Mapping[str, str], settings: Any = None) -> None:
-    """Fail before training starts, rather than let wandb prompt for a key in a worker that has no terminal."""
-    if environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return
-    if settings is not None and getattr(settings, "api_key", None):
-        return
-    base_url = environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+def api_key(environ: Mapping[str, str], base_url: str) -> str | None:
+    """The API key W&B would use for ``base_url``: ``WANDB_API_KEY``, else the netrc entry for its host."""
+    if environ.get("WANDB_API_KEY"):
+        return environ["WANDB_API_KEY"]
     host = urlparse(base_url).hostname or base_url
     path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     with contextlib.suppress(OSError, netrc.NetrcParseError):
-        if netrc.netrc(path).authenticators(host):
-            return
+        auth = netrc.netrc(path).authenticators(host)
+        if auth and auth[2]:
+            return auth[2]
+    return None
+
+
+def require_api_key(environ: Mapping[str, str], settings: Any = None) -> None:
+    """Fail before training starts, rather than let wandb prompt for a key in a worker that has no terminal."""
+    base_url = environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    if api_key(environ, base_url) or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return
+    if settings is not None and getattr(settings, "api_key", None):
+        return
     raise MissingApiKeyError(
         f"W&B is in online mode but no API key was found for {base_url}. On Flyte, give the task a secret as an "
         'environment variable: TaskEnvironment(..., secrets=flyte.Secret(key="wandb_api_key", '

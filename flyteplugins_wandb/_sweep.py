@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, decode_config
-from ._guards import MissingApiKeyError
+from ._guards import DEFAULT_BASE_URL, MissingApiKeyError, api_key
 from ._local_sweep import LocalSweep, Trial, best_trial, should_stop
 from ._sweep_agent import AgentPolicy, run_agents
 from ._sweep_config import SWEEP_CONTEXT_PREFIX, SweepConfig, SweepContext, decode_sweep_config
-from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError, api_key
+from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError
 
 __all__ = [
     "SweepHome",
@@ -211,7 +211,7 @@ async def _run_online(
     objective: Any, home: SweepHome, parallel: int, total: int, policy: AgentPolicy, label: str
 ) -> list[Trial] | None:
     """The trials of an online sweep, or None when its server could not take agents (the caller goes offline)."""
-    base_url = home.base_url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    base_url = home.base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
     key = api_key(os.environ, base_url)
     if key is None:
         raise MissingApiKeyError(f"sweep {home.sweep_id} is on {base_url}, but this driver has no W&B API key")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -12,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from ._config import WandbConfig, decode_config
-from ._guards import Timeout, bounded, require_api_key
+from ._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
 from ._links import WandbSweep
 from ._resolve import DEFAULT_HOST, resolve
 from ._sweep import SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
 from ._sweep_config import SweepConfig, SweepContext, decode_sweep_config
-from ._sweep_server import DEFAULT_BASE_URL, SweepServer, SweepServerAuthError, SweepServerError, api_key, sweep_url
+from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError, sweep_url
+from ._task_wrap import task_and_function, wrap_body
 
 __all__ = ["SweepOptions", "open_sweep", "wandb_sweep"]
 
@@ -94,45 +93,14 @@ def wandb_sweep(
 
 
 def _decorate(target: F, options: SweepOptions) -> F:
-    from flyte.extend import TaskTemplate
-
-    if isinstance(target, TaskTemplate):
-        task: Any = target
-        fn = getattr(task, "func", None)
-        if fn is None:
-            raise TypeError(f"@wandb_sweep needs a Python function task; {type(task).__name__} has no function")
-        if getattr(fn, _MARK, False):
-            raise TypeError(f"task {task.name!r} is already decorated with @wandb_sweep")
-        # In place, as @wandb_init does: the environment holds this very task object.
-        task.func = _wrap(fn, options)
-        task.links = (*task.links, WandbSweep(options.config))
-        return target
-    if not callable(target):
-        raise TypeError(f"@wandb_sweep decorates a Flyte task or a function, got {target!r}")
-    if getattr(target, _MARK, False):
-        raise TypeError(f"{target!r} is already decorated with @wandb_sweep")
-    return _wrap(target, options)
-
-
-def _wrap(fn: F, options: SweepOptions) -> F:
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with open_sweep(options):
-                return await fn(*args, **kwargs)
-
-        wrapper: Any = async_wrapper
-    else:
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with open_sweep(options):
-                return fn(*args, **kwargs)
-
-        wrapper = sync_wrapper
-    setattr(wrapper, _MARK, True)
-    return wrapper  # type: ignore[no-any-return]
+    task, fn = task_and_function(target, "@wandb_sweep", _MARK)
+    wrapped = wrap_body(fn, lambda: open_sweep(options), _MARK)
+    if task is None:
+        return wrapped  # type: ignore[return-value]
+    # In place, as @wandb_init does: the environment holds this very task object.
+    task.func = wrapped
+    task.links = (*task.links, WandbSweep(options.config))
+    return target
 
 
 @contextmanager

@@ -9,31 +9,24 @@ sweep goes on without it. The queries are those W&B's agent sends (``upsertSweep
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import netrc
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from ._sweep_config import SweepConfig
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "CreatedSweep",
     "SweepServer",
     "SweepServerAuthError",
     "SweepServerError",
     "SweepServerUnreachable",
-    "api_key",
     "sweep_url",
 ]
-
-DEFAULT_BASE_URL: Final = "https://api.wandb.ai"
 
 _AGENT: Final = "flyteplugins-wandb"
 _VIEWER: Final = "query Viewer { viewer { id entity } }"
@@ -81,19 +74,6 @@ class CreatedSweep:
     entity: str | None
     project: str | None
     warnings: tuple[str, ...] = ()
-
-
-def api_key(environ: Mapping[str, str], base_url: str) -> str | None:
-    """The API key W&B would use for ``base_url``: ``WANDB_API_KEY``, else the netrc entry for its host."""
-    if environ.get("WANDB_API_KEY"):
-        return environ["WANDB_API_KEY"]
-    host = urlparse(base_url).hostname or base_url
-    path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    with contextlib.suppress(OSError, netrc.NetrcParseError):
-        auth = netrc.netrc(path).authenticators(host)
-        if auth and auth[2]:
-            return auth[2]
-    return None
 
 
 def sweep_url(host: str, entity: str, project: str, sweep_id: str | None = None) -> str:
