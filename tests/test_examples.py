@@ -92,21 +92,28 @@ def launched(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     tests of that example share the result."""
     promise: Promise = request.param
     home = tmp_path_factory.mktemp(Path(promise.script).stem)
+    stdout = _run_example(home, promise.script)
+    return Launched(promise, stdout, offline_runs(home / "wandb_dir"))
+
+
+def _run_example(home: Path, script: str, *args: str) -> str:
+    """``python examples/<script> args`` as a user would run it, offline with every W&B directory under ``home``
+    (runs in ``home/wandb_dir``); its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "FLYTEPLUGINS_WANDB_MANIFEST"}
     for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
-        (home / name.lower()).mkdir()
+        (home / name.lower()).mkdir(exist_ok=True)
         env[name] = str(home / name.lower())
     env.update(WANDB_MODE="offline", WANDB_DISABLE_GIT="true")
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / promise.script)],
+        [sys.executable, str(EXAMPLES / script), *args],
         cwd=home,
         env=env,
         capture_output=True,
         text=True,
         timeout=240,
     )
-    assert done.returncode == 0, f"{promise.script} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return Launched(promise, done.stdout, offline_runs(Path(env["WANDB_DIR"])))
+    assert done.returncode == 0, f"{script} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
 
 
 def _base_of(runs: list[OfflineRun], base_pattern: str) -> str:
@@ -199,27 +206,15 @@ print(json.dumps({
 
 
 def test_sweep_example_runs_its_trials_offline_and_resumes_without_rerunning_any(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(WANDB_MODE="offline", WANDB_DISABLE_GIT="true", WANDB_DIR=str(tmp_path))
-
     def sweep(count: int) -> str:
-        done = subprocess.run(
-            [sys.executable, str(EXAMPLES / "sweep.py"), "--method", "grid", "--count", str(count)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        assert done.returncode == 0, f"sweep.py exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+        return _run_example(tmp_path, "sweep.py", "--method", "grid", "--count", str(count))
 
     first, second = sweep(4), sweep(6)
     sweep_id = re.search(r"^sweep (\S+-sweep) \(offline;", first, re.M)
     assert sweep_id, first
     assert f"sweep {sweep_id.group(1)} (offline;" in second, "the resumed sweep must keep its first id"
     assert len(re.findall(r"^  trial ", second, re.M)) == 6
-    runs = offline_runs(tmp_path)
+    runs = offline_runs(tmp_path / "wandb_dir")
     assert sorted(r.config["sweep_trial"] for r in runs) == list(range(6)), "a resumed sweep ran a trial again"
     for run in runs:
         assert run.group == sweep_id.group(1) and run.config["sweep_id"] == sweep_id.group(1)
