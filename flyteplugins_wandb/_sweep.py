@@ -32,6 +32,8 @@ logger = logging.getLogger("flyteplugins_wandb")
 SWEEP_ID_KEY: Final = SWEEP_CONTEXT_PREFIX + "id"
 # The bracket bars a trial runs with, and the goal they are read against (JSON), for sweep_should_stop.
 SWEEP_STOP_KEY: Final = SWEEP_CONTEXT_PREFIX + "stop"
+# Run-context entries that make every run launched beneath offline, whatever WANDB_MODE says (wandb_config(mode=)).
+FORCE_OFFLINE: Final = {CONTEXT_PREFIX + "mode": "offline"}
 # Where the sweep of a @wandb_sweep driver lives (JSON of SweepHome); never the API key.
 SWEEP_HOME_KEY: Final = SWEEP_CONTEXT_PREFIX + "home"
 
@@ -67,8 +69,8 @@ class SweepHome:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a sweep did: its id, every trial (in the order they were proposed) and the best one (None if no trial
-    succeeded). ``online`` sweeps live on a W&B server, whose page ``url`` shows them."""
+    """What a sweep did: its id, every trial (in the order they were proposed, or started online) and the best one
+    (None if no trial succeeded). ``online`` sweeps live on a W&B server, whose page ``url`` shows them."""
 
     sweep_id: str
     best: Trial | None
@@ -200,11 +202,13 @@ async def run_sweep(
         if trials is not None:
             return SweepResult(home.sweep_id, best_trial(trials, config.goal), trials, online=True, url=home.url)
     local_id = offline_sweep_id(ctx.action.run_name or "local", ctx.action.name)
-    if home is not None and home.online:
-        # The trials inherit this mode: their runs could not reach the server either.
-        with flyte.custom_context(wandb_mode="offline"):
-            return await _run_local(objective, config, local_id, parallel, total, state_path, seed)
-    return await _run_local(objective, config, home.sweep_id if home else local_id, parallel, total, state_path, seed)
+    if home is None or not home.online:
+        sweep_id = home.sweep_id if home else local_id
+        return await _run_local(objective, config, sweep_id, parallel, total, state_path, seed)
+    # The server took no agent: the trials run offline (their runs could not reach it either), under an id of
+    # this driver's rather than that of a server sweep they are not part of.
+    with flyte.custom_context(**FORCE_OFFLINE):
+        return await _run_local(objective, config, local_id, parallel, total, state_path, seed)
 
 
 async def _run_online(

@@ -40,6 +40,14 @@ class AgentPolicy:
     call_timeout: float = 30.0
     """Bound on one server call, whatever the network does."""
 
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "idle_timeout", "call_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or self.max_failures < 1:
+            raise ValueError(f"max_failures must be a positive int, got {self.max_failures!r}")
+
 
 class _Budget:
     def __init__(self, count: int) -> None:
@@ -154,7 +162,8 @@ class _Agent:
         job = asyncio.ensure_future(self.launch(trial))
         stopped = False
         while not job.done():
-            await asyncio.wait({job}, timeout=self.policy.heartbeat_interval)
+            # Once the server is gone (or said exit), the trial in flight still runs to its end, unheard.
+            await asyncio.wait({job}, timeout=None if self.exit else self.policy.heartbeat_interval)
             if job.done():
                 break
             commands = await self.heartbeat({run_id: True})

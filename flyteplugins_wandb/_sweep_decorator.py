@@ -13,7 +13,7 @@ from ._config import WandbConfig, decode_config
 from ._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
 from ._links import WandbSweep
 from ._resolve import DEFAULT_HOST, resolve
-from ._sweep import SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
+from ._sweep import FORCE_OFFLINE, SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
 from ._sweep_config import SweepConfig, SweepContext, decode_sweep_config
 from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError, sweep_url
 from ._task_wrap import task_and_function, wrap_body
@@ -128,7 +128,7 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
     if home is None:
         home = SweepHome(action.name, offline_sweep_id(action.run_name or "local", action.name), online=False)
         if mode == "online":
-            entries["wandb_mode"] = "offline"  # the trials could not reach the server either
+            entries.update(FORCE_OFFLINE)  # the trials could not reach the server either
         logger.info("sweep %s runs offline, on the local engine", home.sweep_id)
     entries.update({SWEEP_ID_KEY: home.sweep_id, SWEEP_HOME_KEY: home.to_json()})
     with flyte.custom_context(**entries):

@@ -35,6 +35,8 @@ class FakeWandb:
     """Answer every request with this HTTP status instead."""
     hang: bool = False
     """Accept requests and never answer them."""
+    fail_agents: bool = False
+    """Answer HTTP 503 to createAgent."""
     fail_heartbeats_after: int | None = None
     """Answer HTTP 500 to heartbeats after this many."""
     graphql_error: str | None = None
@@ -109,6 +111,9 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
                 return
             if fake.status is not None:
                 self._send(fake.status, {"error": "scripted"})
+                return
+            if "createAgent" in body["query"] and fake.fail_agents:
+                self._send(503, {"error": "scripted"})
                 return
             limit = fake.fail_heartbeats_after
             if "agentHeartbeat" in body["query"] and limit is not None and len(fake.heartbeats) >= limit:

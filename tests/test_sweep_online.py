@@ -323,6 +323,22 @@ def test_a_server_that_cannot_create_the_sweep_makes_it_offline_with_offline_tri
         assert run.group == out["sweep_id"] and run.sweep_id == "" and run.project == "fallback"
 
 
+def test_a_server_that_takes_no_agent_runs_the_sweep_offline_under_the_drivers_own_id(
+    fake: FakeWandb, wandb_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail_agents = True
+    ctx = {**wandb_config(project="fallback"), **GRID}
+    with caplog.at_level(logging.WARNING, logger="flyteplugins_wandb"):
+        out = json.loads(flyte.with_runcontext(custom_context=ctx).run(context_driver, count=4).outputs()[0])
+    assert "no agent could register" in caplog.text
+    assert fake.sweeps, "the sweep was created before the agents failed"
+    assert out["online"] is False and out["sweep_id"].endswith("-sweep")
+    assert out["seen"] == fake.sweeps[0]["name"], "the body saw the server sweep it was given"
+    assert [t["status"] for t in out["trials"]] == ["complete"] * 4
+    runs = offline_runs(wandb_env)
+    assert len(runs) == 4 and all(r.group == out["sweep_id"] and r.sweep_id == "" for r in runs)
+
+
 def test_offline_mode_never_calls_the_server(fake: FakeWandb, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = json.loads(flyte.with_runcontext(custom_context=dict(GRID)).run(context_driver, count=2).outputs()[0])
@@ -426,6 +442,21 @@ def test_bad_decorator_arguments_are_refused_at_definition(
 ) -> None:
     with pytest.raises(error, match=message):
         wandb_sweep(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"heartbeat_interval": 0}, "heartbeat_interval must be a positive", id="zero-interval"),
+        pytest.param({"idle_timeout": -1.0}, "idle_timeout must be a positive", id="negative-idle"),
+        pytest.param({"call_timeout": "30"}, "call_timeout must be a positive", id="str-timeout"),
+        pytest.param({"max_failures": 0}, "max_failures must be a positive int", id="zero-failures"),
+        pytest.param({"max_failures": 2.5}, "max_failures must be a positive int", id="float-failures"),
+    ],
+)
+def test_a_bad_agent_policy_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AgentPolicy(**kwargs)
 
 
 def test_decorating_twice_is_refused() -> None:
