@@ -1,4 +1,6 @@
-"""``run_sweep``: a sweep's trials as parallel Flyte tasks, driven by the offline engine inside a driver task."""
+"""``run_sweep``: a sweep's trials as parallel Flyte tasks, proposed by the W&B server (through the agents of
+``_sweep_agent``) or by the offline engine of ``_local_sweep``, from inside a driver task; and what a trial reads
+of its sweep (``get_wandb_sweep_id``, ``sweep_should_stop``)."""
 
 from __future__ import annotations
 
