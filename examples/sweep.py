@@ -3,14 +3,14 @@
 A driver task decorated with ``@wandb_sweep`` opens the sweep and runs a bayes search over a toy objective, two
 trials at a time with hyperband early termination, then prints every trial and the best one.
 
-- Offline (the default here, ``WANDB_MODE=offline``): no W&B server is called. The local engine (Optuna TPE; needs
-  the ``sweeps`` extra) proposes the trials; each trial is an offline W&B run (under ``./wandb``) whose config holds
-  its parameters and the sweep id, grouped under the sweep: ``wandb sync`` uploads them later. The state is saved
-  to ``sweep_state.json``: run the command again and it resumes (nothing is run twice; raise ``--count`` to go
-  further). ``--method grid`` or ``--method random`` need no extra.
-- Online (``WANDB_MODE=online WANDB_API_KEY=... python examples/sweep.py --entity <you>``): the sweep is created on
-  the W&B server, which proposes the trials and stops the weak ones; its page is printed. A server that does not
-  answer within five seconds makes the sweep offline, as above.
+- Offline (without ``WANDB_API_KEY``, or with ``WANDB_MODE=offline``): no W&B server is called. The local engine
+  (Optuna TPE; needs the ``sweeps`` extra) proposes the trials; each trial is an offline W&B run (under ``./wandb``)
+  whose config holds its parameters and the sweep id, grouped under the sweep: ``wandb sync`` uploads them later.
+  The state is saved to ``sweep_state.json``: run the command again and it resumes (nothing is run twice; raise
+  ``--count`` to go further). ``--method grid`` or ``--method random`` need no extra.
+- Online (``WANDB_API_KEY=... python examples/sweep.py --entity <you>``): the sweep is created on the W&B server,
+  which proposes the trials and stops the weak ones; its page is printed. A server that does not answer within five
+  seconds makes the sweep offline, as above.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import os
 from typing import Any
 
+import _common
 import flyte
 
 from flyteplugins_wandb import (
@@ -73,8 +74,7 @@ def main() -> None:
     parser.add_argument("--state", default="sweep_state.json")
     parser.add_argument("--entity", default=None, help="W&B entity (online)")
     args = parser.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
+    _common.choose_wandb_mode()
     lr: dict[str, Any] = {"values": [0.001, 0.01, 0.1]}
     if args.method != "grid":  # grid needs finite choices
         lr = {"min": 1e-4, "max": 1.0, "distribution": "log_uniform_values"}
@@ -85,7 +85,7 @@ def main() -> None:
         early_terminate={"type": "hyperband", "min_iter": 3, "eta": 3},
     )
     flyte.init()
-    ctx = {**wandb_config(project="flyteplugins-wandb-examples", entity=args.entity), **config}
+    ctx = {**wandb_config(project=_common.PROJECT, entity=args.entity or os.environ.get("WANDB_ENTITY")), **config}
     out = flyte.with_runcontext(custom_context=ctx).run(sweep, args.parallel, args.count, args.state).outputs()[0]
     print(f"sweep {out['sweep_id']} ({out['where']}; state: {args.state}, W&B mode: {os.environ['WANDB_MODE']})")
     for number, status, steps, params, value in out["trials"]:
