@@ -52,6 +52,8 @@ class SweepHome:
     entity: str | None = None
     project: str | None = None
     url: str | None = None
+    strict: bool = False
+    """Raise, rather than go offline, when the server fails the sweep (``@wandb_sweep(strict=True)``)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -237,6 +239,8 @@ async def _run_online(
     except SweepServerAuthError:
         raise
     except (SweepServerError, TimeoutError) as e:
+        if home.strict:
+            raise RuntimeError(f"sweep {home.sweep_id}: no agent could register ({e}) and strict=True") from e
         logger.warning("sweep %s: no agent could register (%s); running the sweep offline instead", home.sweep_id, e)
         return None
 

@@ -166,7 +166,7 @@ def _create_online(
     if created.entity and created.project:
         url = sweep_url(host, created.entity, created.project, created.sweep_id)
     logger.info("sweep %s created on %s%s", created.sweep_id, base_url, f": {url}" if url else "")
-    return SweepHome(action, created.sweep_id, True, base_url, created.entity, created.project, url)
+    return SweepHome(action, created.sweep_id, True, base_url, created.entity, created.project, url, options.strict)
 
 
 def _offline(options: SweepOptions, why: str) -> None:

@@ -149,6 +149,7 @@ async def context_driver(count: int) -> str:
 @wandb_sweep(config=GRID, strict=True, probe_timeout=1.0)
 @env.task
 async def strict_driver() -> str:
+    await run_sweep(plain_trial, parallel=1, count=1, policy=FAST)
     return "the body ran"
 
 
@@ -352,6 +353,13 @@ def test_strict_raises_when_the_server_cannot_create_the_sweep(monkeypatch: pyte
     monkeypatch.setenv("WANDB_BASE_URL", _refused_url())
     with pytest.raises(Exception, match="cannot create the W&B sweep .*strict=True"):
         flyte.run(strict_driver)
+
+
+def test_strict_raises_when_the_server_takes_no_agent(fake: FakeWandb) -> None:
+    fake.fail_agents = True
+    with pytest.raises(Exception, match="no agent could register .*strict=True"):
+        flyte.run(strict_driver)
+    assert fake.sweeps and fake.launched == []
 
 
 def test_a_refused_key_fails_before_the_body_runs(fake: FakeWandb, monkeypatch: pytest.MonkeyPatch) -> None:
