@@ -96,7 +96,8 @@ def _context() -> dict[str, str]:
 
 
 def get_wandb_sweep_id() -> str | None:
-    """The sweep the current task is a trial of (set by ``run_sweep`` for each trial and its children), or None."""
+    """The id of the sweep the current task belongs to, or None: set by ``@wandb_sweep`` for its driver and
+    everything the driver launches, and by ``run_sweep`` for each trial and its children."""
     return _context().get(SWEEP_ID_KEY)
 
 
