@@ -12,7 +12,15 @@ from typing import Any, Final
 
 from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, check_choice
 
-__all__ = ["CONTEXT_PREFIX", "TRIAL_FIELDS", "WandbConfig", "WandbContext", "decode_config", "wandb_config"]
+__all__ = [
+    "CONTEXT_PREFIX",
+    "TRIAL_FIELDS",
+    "WandbConfig",
+    "WandbContext",
+    "cleared",
+    "decode_config",
+    "wandb_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +165,14 @@ def _plain(value: Any) -> Any:
 
 _FIELD_NAMES: Final = frozenset(f.name for f in fields(WandbConfig))
 TRIAL_FIELDS: Final = ("trial_run_id", "trial_sweep_id")
+
+
+def cleared(*names: str) -> dict[str, str]:
+    """Run-context entries that unset fields for the tasks launched beneath: ``to_context`` leaves unset fields
+    out, so without these an inherited value would stay in force (an empty value decodes as unset)."""
+    return {CONTEXT_PREFIX + name: "" for name in names}
+
+
 _MAPPINGS: Final = frozenset({"config", "init_kwargs"})
 _STRUCTURED: Final = _MAPPINGS | {"tags"}
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 from ._config import RESERVED_INIT_KEYWORDS, WANDB_INIT_KEYWORDS, WandbConfig
 from ._lifecycle import InitOptions, track
 from ._links import Wandb
-from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice
+from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice, check_seconds
 from ._task_wrap import task_and_function, wrap_body
 from ._topology import elastic_node_count
 
@@ -92,9 +92,8 @@ def wandb_init(
         check_choice("run_mode", run_mode, RUN_MODES)
     if rank_scope is not None:
         check_choice("rank_scope", rank_scope, RANK_SCOPES)
-    for name, value in (("start_timeout", start_timeout), ("finish_timeout", finish_timeout)):
-        if not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    check_seconds("start_timeout", start_timeout)
+    check_seconds("finish_timeout", finish_timeout)
     _check_settings(settings)
     fields = {k: init_kwargs.pop(k) for k in _CONFIG_FIELDS if k in init_kwargs}
     options = InitOptions(

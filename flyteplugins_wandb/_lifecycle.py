@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, decode_config
+from ._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
@@ -164,9 +164,8 @@ def _inherit(cfg: WandbConfig, p: RunPlan) -> Iterator[None]:
     import flyte
 
     child = dataclasses.replace(cfg.inheritable(), parent_run_id=p.run_id, parent_group=p.group)
-    entries = child.to_context()
-    # Unset fields are left out of to_context(), which would let the children read this trial's identity.
-    entries.update({CONTEXT_PREFIX + name: "" for name in TRIAL_FIELDS if getattr(cfg, name)})
+    # A trial's children are not the trial: they must not read its identity from the inherited context.
+    entries = {**cleared(*(name for name in TRIAL_FIELDS if getattr(cfg, name))), **child.to_context()}
     with flyte.custom_context(**entries):
         yield
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from typing import Final, Literal, get_args
 
 RunMode = Literal["auto", "new", "shared"]
@@ -36,3 +37,11 @@ def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{field} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_seconds(field: str, value: object) -> float:
+    """Return ``value`` as float seconds if it is a finite positive number (not a bool); otherwise raise a
+    ValueError naming field and value."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{field} must be a positive number of seconds, got {value!r}")
+    return float(value)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, decode_config
+from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, cleared, decode_config
 from ._guards import DEFAULT_BASE_URL, MissingApiKeyError, api_key
 from ._local_sweep import LocalSweep, Trial, best_trial, should_stop
 from ._sweep_agent import AgentPolicy, run_agents
@@ -125,8 +125,7 @@ def _trial_run(sweep_id: str, trial: Trial, **fields: Any) -> dict[str, str]:
         **fields,
     ).to_context()
     # A driver with a run of its own hands it to its children; a trial is not part of it.
-    cleared = {CONTEXT_PREFIX + name: "" for name in ("parent_run_id", "parent_group", *TRIAL_FIELDS)}
-    return {**cleared, **run, SWEEP_ID_KEY: sweep_id}
+    return {**cleared("parent_run_id", "parent_group", *TRIAL_FIELDS), **run, SWEEP_ID_KEY: sweep_id}
 
 
 def _trial_context(sweep: LocalSweep, trial: Trial, thresholds: Mapping[int, float]) -> dict[str, str]:

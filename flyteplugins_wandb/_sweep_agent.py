@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from ._local_sweep import Trial, store_outcome
+from ._options import check_seconds
 from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError
 
 __all__ = ["AgentPolicy", "run_agents"]
@@ -42,9 +43,7 @@ class AgentPolicy:
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "idle_timeout", "call_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            check_seconds(name, getattr(self, name))
         if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or self.max_failures < 1:
             raise ValueError(f"max_failures must be a positive int, got {self.max_failures!r}")
 

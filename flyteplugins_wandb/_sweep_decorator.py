@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 from ._config import WandbConfig, decode_config
 from ._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
 from ._links import WandbSweep
+from ._options import check_seconds
 from ._resolve import DEFAULT_HOST, resolve
 from ._sweep import FORCE_OFFLINE, SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
 from ._sweep_config import SweepConfig, SweepContext, decode_sweep_config
@@ -81,10 +82,9 @@ def wandb_sweep(
         config = config.config
     if config is not None and not isinstance(config, SweepConfig):
         raise TypeError(f"config must be wandb_sweep_config(...) or a SweepConfig, got {type(config).__name__}")
-    for name, value in (("probe_timeout", probe_timeout), ("timeout", timeout)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    options = SweepOptions(config, bool(strict), float(probe_timeout), float(timeout))
+    options = SweepOptions(
+        config, bool(strict), check_seconds("probe_timeout", probe_timeout), check_seconds("timeout", timeout)
+    )
 
     def decorate(target: F) -> F:
         return _decorate(target, options)

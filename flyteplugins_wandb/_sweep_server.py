@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
+from ._options import check_seconds
 from ._sweep_config import SweepConfig
 
 __all__ = [
@@ -87,10 +88,8 @@ class SweepServer:
     per network operation; nothing is retried here (the agent loop decides what a failure means)."""
 
     def __init__(self, base_url: str, key: str, *, timeout: float = 30.0) -> None:
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.base_url = base_url.rstrip("/")
-        self.timeout = float(timeout)
+        self.timeout = check_seconds("timeout", timeout)
         self._auth = "Basic " + base64.b64encode(f"api:{key}".encode()).decode()
 
     def _call(self, query: str, variables: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
