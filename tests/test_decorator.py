@@ -229,6 +229,13 @@ def test_decorating_a_task_made_from_a_decorated_function_is_an_error() -> None:
         pytest.param(
             {"start_timeout": "10"}, ValueError, "start_timeout must be a positive number", id="string-timeout"
         ),
+        pytest.param({"start_timeout": True}, ValueError, "start_timeout must be a positive number", id="bool-timeout"),
+        pytest.param(
+            {"finish_timeout": float("inf")},
+            ValueError,
+            "finish_timeout must be a positive number of seconds, got inf",
+            id="infinite-timeout",
+        ),
         pytest.param(
             {"mode": "shared"},
             ValueError,
