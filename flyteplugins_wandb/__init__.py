@@ -4,15 +4,22 @@ from ._artifacts import log_artifact
 from ._config import WandbConfig, WandbContext, wandb_config
 from ._current import get_wandb_run, is_primary
 from ._decorator import wandb_init
-from ._links import Wandb, WandbSweep
+from ._links import Wandb
 from ._options import RankScope, RunMode
 from ._plan import RunPlan, plan
 from ._reduce import log_reduced
-from ._sweep import SweepResult, get_wandb_sweep_id, run_sweep, sweep_should_stop
-from ._sweep_agent import AgentPolicy
-from ._sweep_config import SweepConfig, wandb_sweep_config
-from ._sweep_decorator import wandb_sweep
 from ._topology import DistributedInfo, TopologyError, get_distributed_info
+from .sweeps import (
+    AgentPolicy,
+    SweepConfig,
+    SweepResult,
+    WandbSweep,
+    get_wandb_sweep_id,
+    run_sweep,
+    sweep_should_stop,
+    wandb_sweep,
+    wandb_sweep_config,
+)
 
 __all__ = [
     "AgentPolicy",

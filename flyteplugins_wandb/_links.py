@@ -8,15 +8,13 @@ from urllib.parse import quote
 
 from ._config import WandbConfig, decode_config
 from ._plan import LinkTarget, ParentRun, base_id, link_target
-from ._resolve import DEFAULT_HOST, resolve_layout
-from ._sweep_config import SweepConfig, decode_sweep_config
-from ._sweep_server import sweep_url
+from ._resolve import resolve_layout
 
-__all__ = ["Wandb", "WandbSweep"]
+__all__ = ["DEFAULT_PROJECT", "ICON", "Wandb"]
 
-_ICON: Final = "https://wandb.ai/logo.svg"
+ICON: Final = "https://wandb.ai/logo.svg"
 # W&B files runs without a project under this one.
-_DEFAULT_PROJECT: Final = "uncategorized"
+DEFAULT_PROJECT: Final = "uncategorized"
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Wandb:
     per_attempt: bool = False
     """The task opens a fresh run per Flyte attempt: the link shows their group."""
     name: str = "Weights & Biases"
-    icon_uri: str = _ICON
+    icon_uri: str = ICON
 
     def target(self, run_name: str, action_name: str, context: dict[str, str] | None) -> LinkTarget:
         """The page this link opens, for an action launched with ``context``."""
@@ -71,37 +69,4 @@ class Wandb:
         page = "runs" if target.kind == "run" else "groups"
         # Flyte fills in "{{.actionName}}" after rendering, so the braces must survive quoting.
         name = quote(target.name, safe="{}.-_")
-        return f"{layout.host}/{quote(layout.entity)}/{quote(layout.project or _DEFAULT_PROJECT)}/{page}/{name}"
-
-
-@dataclass(frozen=True)
-class WandbSweep:
-    """A ``flyte.Link`` to the W&B sweeps page of the project a ``@wandb_sweep`` driver creates its sweep in.
-
-    The sweep's own page cannot be named: the server chooses the id when the task runs (the driver logs that
-    page, and ``SweepResult.url`` holds it). Project and entity come from ``config``, else the run context's sweep
-    configuration, else its ``wandb_config``; without an entity the link opens the W&B home page.
-    """
-
-    config: SweepConfig | None = None
-    name: str = "Weights & Biases sweep"
-    icon_uri: str = _ICON
-
-    def get_link(
-        self,
-        run_name: str,
-        project: str,
-        domain: str,
-        context: dict[str, str],
-        parent_action_name: str,
-        action_name: str,
-        pod_name: str,
-        **kwargs: Any,
-    ) -> str:
-        run_cfg = decode_config(context)
-        sweep = self.config or decode_sweep_config(context)
-        host = (run_cfg.host or DEFAULT_HOST).rstrip("/")
-        entity = (sweep.entity if sweep else None) or run_cfg.entity
-        if not entity:
-            return f"{host}/home"
-        return sweep_url(host, entity, (sweep.project if sweep else None) or run_cfg.project or _DEFAULT_PROJECT)
+        return f"{layout.host}/{quote(layout.entity)}/{quote(layout.project or DEFAULT_PROJECT)}/{page}/{name}"

@@ -29,7 +29,7 @@ from flyteplugins_wandb import (
     wandb_sweep,
     wandb_sweep_config,
 )
-from flyteplugins_wandb._sweep_server import (
+from flyteplugins_wandb.sweeps._server import (
     SweepServer,
     SweepServerAuthError,
     SweepServerError,

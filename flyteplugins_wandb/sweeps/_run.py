@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, cleared, decode_config
-from ._guards import DEFAULT_BASE_URL, MissingApiKeyError, api_key
-from ._local_sweep import LocalSweep, Trial, best_trial, should_stop
-from ._sweep_agent import AgentPolicy, run_agents
-from ._sweep_config import SWEEP_CONTEXT_PREFIX, SweepConfig, SweepContext, decode_sweep_config
-from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError
+from .._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, cleared, decode_config
+from .._guards import DEFAULT_BASE_URL, MissingApiKeyError, api_key
+from ._agent import AgentPolicy, run_agents
+from ._config import SWEEP_CONTEXT_PREFIX, SweepConfig, SweepContext, decode_sweep_config
+from ._engine import LocalSweep, should_stop
+from ._server import SweepServer, SweepServerAuthError, SweepServerError
+from ._trials import SweepResult, Trial, best_trial
 
 __all__ = [
     "SweepHome",
-    "SweepResult",
     "get_wandb_sweep_id",
     "offline_sweep_id",
     "run_sweep",
@@ -69,18 +69,6 @@ class SweepHome:
         except (TypeError, ValueError) as e:
             raise ValueError(f"run-context key {SWEEP_HOME_KEY!r} is malformed: {raw!r} ({e})") from None
         return home if home.action == action else None
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What a sweep did: its id, every trial (in the order they were proposed, or started online) and the best one
-    (None if no trial succeeded). ``online`` sweeps live on a W&B server, whose page ``url`` shows them."""
-
-    sweep_id: str
-    best: Trial | None
-    trials: list[Trial]
-    online: bool = False
-    url: str | None = None
 
 
 def offline_sweep_id(run_name: str, action_name: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
-from ._options import check_choice
+from .._options import check_choice
 
 __all__ = [
     "SWEEP_CONTEXT_PREFIX",

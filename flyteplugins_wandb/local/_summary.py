@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._manifest import RunRecord
+from .._manifest import RunRecord
 
 if TYPE_CHECKING:
-    from .local import LocalElasticResult
+    from ._launcher import LocalElasticResult
 
 __all__ = ["RunState", "format_runs", "format_summary", "read_offline_state", "render_summary"]
 

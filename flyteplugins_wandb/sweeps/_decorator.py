@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from ._config import WandbConfig, decode_config
-from ._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
-from ._links import WandbSweep
-from ._options import check_seconds
-from ._resolve import DEFAULT_HOST, resolve
-from ._sweep import FORCE_OFFLINE, SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
-from ._sweep_config import SweepConfig, SweepContext, decode_sweep_config
-from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError, sweep_url
-from ._task_wrap import task_and_function, wrap_body
+from .._config import WandbConfig, decode_config
+from .._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
+from .._options import check_seconds
+from .._resolve import DEFAULT_HOST, resolve
+from .._task_wrap import task_and_function, wrap_body
+from ._config import SweepConfig, SweepContext, decode_sweep_config
+from ._link import WandbSweep
+from ._run import FORCE_OFFLINE, SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
+from ._server import SweepServer, SweepServerAuthError, SweepServerError, sweep_url
 
 __all__ = ["SweepOptions", "open_sweep", "wandb_sweep"]
 

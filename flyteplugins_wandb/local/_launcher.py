@@ -23,21 +23,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._manifest import MANIFEST_ENV, RunRecord, read_manifest
-from ._summary import format_runs, format_summary
-from ._topology import elastic_node_count
+from .._manifest import MANIFEST_ENV, RunRecord, read_manifest
+from .._topology import elastic_node_count
 
-__all__ = [
-    "MANIFEST_ENV",
-    "LocalElasticError",
-    "LocalElasticResult",
-    "RunRecord",
-    "format_runs",
-    "format_summary",
-    "pod_context",
-    "read_manifest",
-    "run_elastic_locally",
-]
+__all__ = ["LocalElasticError", "LocalElasticResult", "pod_context", "run_elastic_locally"]
 
 
 class LocalElasticError(RuntimeError):

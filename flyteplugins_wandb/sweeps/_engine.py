@@ -22,54 +22,26 @@ import random
 import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ._sweep_config import SweepConfig, parameter_distribution
+from ._config import SweepConfig, parameter_distribution
+from ._trials import Trial, best_trial, store_outcome
 
 __all__ = [
     "BAYES_STARTUP_TRIALS",
     "LocalSweep",
-    "Trial",
-    "TrialStatus",
-    "best_trial",
     "brackets",
     "should_stop",
     "stop_thresholds",
-    "store_outcome",
 ]
 
-TrialStatus = Literal["running", "complete", "stopped", "failed"]
 BAYES_STARTUP_TRIALS: Final = 4
 _STATE_VERSION: Final = 1
 _MAX_BRACKETS: Final = 64
 # Normal-family parameters are sampled through their quantile; the bounds keep inv_cdf finite.
 _QUANTILE_EPS: Final = 1e-6
-
-
-@dataclass
-class Trial:
-    """One proposed point of the sweep and, once known, its outcome.
-
-    ``raw`` is the point in the sampler's space (indices for categorical values, exponents or quantiles for
-    transformed distributions); ``params`` are the values the objective receives. ``history`` holds the metric's
-    intermediate values at steps 1, 2, ... when the objective reports them; ``value`` is the final (last) value.
-    """
-
-    number: int
-    params: dict[str, Any]
-    raw: dict[str, Any] = field(default_factory=dict)
-    status: TrialStatus = "running"
-    value: float | None = None
-    history: list[float] = field(default_factory=list)
-    error: str | None = None
-    run_id: str | None = None
-    """The run id the W&B sweep server assigned (online sweeps); None offline, where the trial's task names it."""
-
-    @property
-    def finished(self) -> bool:
-        return self.status != "running"
 
 
 def brackets(early_terminate: Mapping[str, Any] | None) -> list[int]:
@@ -351,26 +323,3 @@ class LocalSweep:
     def best(self) -> Trial | None:
         """The best complete trial by the metric's goal (a stopped trial only if none completed)."""
         return best_trial(self.trials, self.config.goal)
-
-
-def store_outcome(trial: Trial, outcome: float | Sequence[float]) -> None:
-    """Set a trial's ``value`` (and ``history``, for a list) from what its objective returned; a ValueError
-    says why an outcome is unusable (not numbers, none finite)."""
-    try:
-        history = [float(outcome)] if isinstance(outcome, int | float) else [float(v) for v in outcome]
-    except (TypeError, ValueError):
-        raise ValueError(f"the objective must return a number or a list of numbers, got {outcome!r}") from None
-    if not history or not all(math.isfinite(v) for v in history):
-        raise ValueError(f"the objective returned no finite metric values: {outcome!r}")
-    trial.history = history if not isinstance(outcome, int | float) else []
-    trial.value = history[-1]
-
-
-def best_trial(trials: Sequence[Trial], goal: str) -> Trial | None:
-    """The best complete trial by ``goal`` (a stopped trial only if none completed); ties go to the earlier."""
-    for status in ("complete", "stopped"):
-        scored = [t for t in trials if t.status == status and t.value is not None]
-        if scored:
-            pick = min if goal == "minimize" else max
-            return pick(scored, key=lambda t: (t.value, t.number) if pick is min else (t.value, -t.number))
-    return None

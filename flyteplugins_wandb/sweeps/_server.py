@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._options import check_seconds
-from ._sweep_config import SweepConfig
+from .._options import check_seconds
+from ._config import SweepConfig
 
 __all__ = [
     "CreatedSweep",

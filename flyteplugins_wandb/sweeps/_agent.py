@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from ._local_sweep import Trial, store_outcome
-from ._options import check_seconds
-from ._sweep_server import SweepServer, SweepServerAuthError, SweepServerError
+from .._options import check_seconds
+from ._server import SweepServer, SweepServerAuthError, SweepServerError
+from ._trials import Trial, store_outcome
 
 __all__ = ["AgentPolicy", "run_agents"]
 
