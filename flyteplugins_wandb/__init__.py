@@ -2,17 +2,23 @@
 
 from ._artifacts import log_artifact
 from ._config import WandbConfig, WandbContext, wandb_config
-from ._current import get_wandb_run, is_primary
+from ._current import get_wandb_run, is_leader, is_primary
 from ._decorator import wandb_init
+from ._guards import MissingApiKeyError
 from ._links import Wandb
 from ._options import RankScope, RunMode
-from ._plan import RunPlan, plan
+from ._plan import LayoutError, ParentRun, RunPlan, SharedWriter, plan
 from ._reduce import log_reduced
 from ._topology import DistributedInfo, TopologyError, get_distributed_info
 from .sweeps import (
     AgentPolicy,
     SweepConfig,
+    SweepContext,
     SweepResult,
+    SweepServerAuthError,
+    SweepServerError,
+    SweepServerUnreachable,
+    Trial,
     WandbSweep,
     get_wandb_sweep_id,
     run_sweep,
@@ -24,12 +30,21 @@ from .sweeps import (
 __all__ = [
     "AgentPolicy",
     "DistributedInfo",
+    "LayoutError",
+    "MissingApiKeyError",
+    "ParentRun",
     "RankScope",
     "RunMode",
     "RunPlan",
+    "SharedWriter",
     "SweepConfig",
+    "SweepContext",
     "SweepResult",
+    "SweepServerAuthError",
+    "SweepServerError",
+    "SweepServerUnreachable",
     "TopologyError",
+    "Trial",
     "Wandb",
     "WandbConfig",
     "WandbContext",
@@ -37,6 +52,7 @@ __all__ = [
     "get_distributed_info",
     "get_wandb_run",
     "get_wandb_sweep_id",
+    "is_leader",
     "is_primary",
     "log_artifact",
     "log_reduced",

@@ -35,7 +35,7 @@ def log_artifact(
     """Log the file or directory at ``path`` as a new version of the W&B artifact ``name``, tagged with ``aliases``
     (for example ``("latest", "best")``), from one process of the task only.
 
-    Call it on every rank if that is simpler: only the global primary logs, that is global rank 0 when it has a run
+    Call it on every rank if that is simpler: only global rank 0 logs, when it has a run
     (into the task's run in ``auto``/``shared`` mode, worker 0's run under ``rank_scope="worker"``, rank 0's own
     run in ``new`` mode), or the task's own process when the task is not distributed. W&B tags every new version
     ``latest`` as well, whatever ``aliases`` says. That process returns the logged

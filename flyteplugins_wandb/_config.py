@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, check_choice
+from . import _keys as keys
+from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, RankScope, RunMode, WandbMode, check_choice
 
 __all__ = [
-    "CONTEXT_PREFIX",
+    "INIT_FIELDS",
+    "NOT_INHERITED",
     "TRIAL_FIELDS",
+    "USER_FIELDS",
     "WandbConfig",
     "WandbContext",
     "cleared",
@@ -22,10 +25,8 @@ __all__ = [
     "wandb_config",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flyteplugins_wandb")
 
-CONTEXT_PREFIX: Final = "wandb_"
-"""Every key this plugin writes into Flyte's run context starts with this prefix."""
 # W&B's server limits: a longer tag or name fails the run when it is created or synced.
 MAX_TAG_LENGTH: Final = 64
 MAX_NAME_LENGTH: Final = 128
@@ -52,51 +53,54 @@ def _check_json(field_name: str, value: object) -> None:
         raise TypeError(f"{field_name} must be JSON-serializable for the run context, got {value!r}: {e}") from e
 
 
+def _setting(*, init: bool = False, inherited: bool = False, user: bool = True) -> Any:
+    """A ``WandbConfig`` field and its roles. Every field travels in the run context (unset fields are left out).
+
+    - ``init``: passed to ``wandb.init`` under its own name when set;
+    - ``inherited``: handed on to the tasks a tracked task launches (what describes one run or its layout is not);
+    - ``user``: users set it (``wandb_config``, ``@wandb_init``); the plugin sets the others for its own tasks.
+    """
+    return field(default=None, metadata={"init": init, "inherited": inherited, "user": user})
+
+
 @dataclass(frozen=True)
 class WandbConfig:
     """W&B settings shared by a run and every task it launches. All fields are optional; None means "not set".
 
     ``host`` is the W&B web address used for the Flyte links (default ``https://wandb.ai``); it is never passed
-    to ``wandb.init``. ``init_kwargs`` holds further ``wandb.init`` keywords (JSON values only).
+    to ``wandb.init``. ``init_kwargs`` holds further ``wandb.init`` keywords (JSON values only). ``group`` is the
+    user's group; the layout decides each run's group from it (see the README's tables).
     """
 
-    project: str | None = None
-    entity: str | None = None
-    host: str | None = None
-    name: str | None = None
-    notes: str | None = None
-    group: str | None = None
-    job_type: str | None = None
-    mode: str | None = None
-    dir: str | None = None
-    run_mode: str | None = None
-    rank_scope: str | None = None
-    tags: tuple[str, ...] | None = None
-    config: Mapping[str, Any] | None = None
-    init_kwargs: Mapping[str, Any] | None = field(default=None)
-    parent_run_id: str | None = None
-    """Set by the plugin, not by users: the run of the task that launched this one."""
-    parent_group: str | None = None
-    trial_run_id: str | None = None
-    """Set by ``run_sweep``, not by users: the run id a W&B sweep server assigned to this trial (its id base)."""
-    trial_sweep_id: str | None = None
+    project: str | None = _setting(init=True, inherited=True)
+    entity: str | None = _setting(init=True, inherited=True)
+    host: str | None = _setting(inherited=True)
+    name: str | None = _setting(init=True)
+    notes: str | None = _setting(init=True)
+    group: str | None = _setting()
+    job_type: str | None = _setting(init=True)
+    mode: WandbMode | None = _setting(inherited=True)
+    """Resolved with ``WANDB_MODE`` before it reaches ``wandb.init``."""
+    dir: str | None = _setting(init=True, inherited=True)
+    run_mode: RunMode | None = _setting()
+    rank_scope: RankScope | None = _setting()
+    tags: tuple[str, ...] | None = _setting(init=True, inherited=True)
+    config: Mapping[str, Any] | None = _setting(inherited=True)
+    """Secret-looking entries are dropped and the run's provenance is added before it reaches ``wandb.init``."""
+    init_kwargs: Mapping[str, Any] | None = _setting(inherited=True)
+    parent_run_id: str | None = _setting(user=False)
+    """The run of the task that launched this one."""
+    parent_group: str | None = _setting(user=False)
+    trial_run_id: str | None = _setting(user=False)
+    """Set by ``run_sweep``: the run id a W&B sweep server assigned to this trial (its id base)."""
+    trial_sweep_id: str | None = _setting(user=False)
     """Set by ``run_sweep``: the server sweep this trial's run reports to (``wandb.Settings(sweep_id=...)``)."""
 
     def inheritable(self) -> WandbConfig:
-        """What a task's children inherit: everything but the settings that describe one run or its layout
-        (a layout given in the run context reaches the children through the context itself), and never a sweep
-        trial's identity (a trial's child is not a trial)."""
-        return dataclasses.replace(
-            self,
-            name=None,
-            notes=None,
-            group=None,
-            job_type=None,
-            run_mode=None,
-            rank_scope=None,
-            trial_run_id=None,
-            trial_sweep_id=None,
-        )
+        """What a task's children inherit: the fields marked ``inherited``. A layout given in the run context
+        reaches the children through the context itself; a sweep trial's identity never does (a trial's child is
+        not a trial)."""
+        return dataclasses.replace(self, **dict.fromkeys(NOT_INHERITED))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -120,6 +124,9 @@ class WandbConfig:
                 object.__setattr__(self, f.name, dict(value))
             elif not isinstance(value, str):
                 raise TypeError(f"{f.name} must be a str, got {type(value).__name__} {value!r}")
+        for f in fields(self):
+            if not f.metadata["user"] and getattr(self, f.name) == "":
+                raise ValueError(f"{f.name} must be a non-empty str or None, got ''")
         if self.name is not None and len(self.name) > MAX_NAME_LENGTH:
             raise ValueError(f"name must be at most {MAX_NAME_LENGTH} characters (W&B's limit), got {self.name!r}")
         if self.run_mode is not None:
@@ -155,7 +162,7 @@ class WandbConfig:
             if value is None:
                 continue
             # Structured fields are JSON; strings travel as they are, so "2024" stays the string "2024".
-            out[CONTEXT_PREFIX + f.name] = value if isinstance(value, str) else json.dumps(_plain(value))
+            out[keys.CONTEXT_PREFIX + f.name] = value if isinstance(value, str) else json.dumps(_plain(value))
         return out
 
 
@@ -164,13 +171,22 @@ def _plain(value: Any) -> Any:
 
 
 _FIELD_NAMES: Final = frozenset(f.name for f in fields(WandbConfig))
+INIT_FIELDS: Final = tuple(f.name for f in fields(WandbConfig) if f.metadata["init"])
+"""Fields passed to ``wandb.init`` under their own names."""
+NOT_INHERITED: Final = tuple(f.name for f in fields(WandbConfig) if not f.metadata["inherited"])
+USER_FIELDS: Final = tuple(f.name for f in fields(WandbConfig) if f.metadata["user"])
+_UNSETTABLE: Final = frozenset(f.name for f in fields(WandbConfig) if not f.metadata["user"])
 TRIAL_FIELDS: Final = ("trial_run_id", "trial_sweep_id")
 
 
 def cleared(*names: str) -> dict[str, str]:
-    """Run-context entries that unset fields for the tasks launched beneath: ``to_context`` leaves unset fields
-    out, so without these an inherited value would stay in force (an empty value decodes as unset)."""
-    return {CONTEXT_PREFIX + name: "" for name in names}
+    """Run-context entries that unset the plugin's own fields (parent run, trial identity) for the tasks launched
+    beneath: ``to_context`` leaves unset fields out, so without these an inherited value would stay in force. The
+    codec decodes such an empty value as unset; users' fields keep ``""`` as a real value."""
+    bad = sorted(set(names) - _UNSETTABLE)
+    if bad:
+        raise ValueError(f"only the plugin's own fields can be cleared ({sorted(_UNSETTABLE)}), got {bad}")
+    return {keys.CONTEXT_PREFIX + name: "" for name in names}
 
 
 _MAPPINGS: Final = frozenset({"config", "init_kwargs"})
@@ -182,12 +198,14 @@ def decode_config(context: Mapping[str, str] | None) -> WandbConfig:
     plugin may have written them); a malformed value raises ValueError naming the key."""
     values: dict[str, Any] = {}
     for key, raw in (context or {}).items():
-        if not key.startswith(CONTEXT_PREFIX):
+        if not key.startswith(keys.CONTEXT_PREFIX):
             continue
-        name = key[len(CONTEXT_PREFIX) :]
+        name = key[len(keys.CONTEXT_PREFIX) :]
         if name not in _FIELD_NAMES:
             logger.debug("ignoring unknown run-context key %r", key)
             continue
+        if raw == "" and name in _UNSETTABLE:
+            continue  # how a task unsets an inherited field of the plugin's for the tasks beneath (see cleared)
         if name in _STRUCTURED:
             try:
                 values[name] = json.loads(raw)
@@ -238,10 +256,10 @@ def wandb_config(
     job_type: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
     config: Mapping[str, Any] | None = None,
-    mode: str | None = None,
+    mode: WandbMode | None = None,
     dir: str | None = None,
-    run_mode: str | None = None,
-    rank_scope: str | None = None,
+    run_mode: RunMode | None = None,
+    rank_scope: RankScope | None = None,
     **init_kwargs: Any,
 ) -> WandbContext:
     """W&B settings for a whole Flyte run: ``flyte.with_runcontext(custom_context=wandb_config(...)).run(...)``.

@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 
+from . import _keys as keys
+
 __all__ = ["WriterRendezvous"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flyteplugins_wandb")
 
 _READY: Final = b"ready"
 _FAILED: Final = b"failed"
@@ -34,8 +36,8 @@ class WriterRendezvous:
         cls, environ: Mapping[str, str], run_id: str, restart_count: int, timeout: float
     ) -> WriterRendezvous | None:
         """Connect to the agent's store, or return None (with a warning) where there is none to reach."""
-        addr, port = environ.get("MASTER_ADDR"), environ.get("MASTER_PORT")
-        if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not addr or not port:
+        addr, port = environ.get(keys.MASTER_ADDR), environ.get(keys.MASTER_PORT)
+        if environ.get(keys.TORCHELASTIC_USE_AGENT_STORE) != "True" or not addr or not port:
             # Without the agent's store, MASTER_PORT is where rank 0 hosts a store only once the user's code calls
             # init_process_group: connecting now would block until the timeout.
             logger.warning("no torch elastic agent store: shared-mode writers of %s start without ordering", run_id)

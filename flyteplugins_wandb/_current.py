@@ -12,7 +12,7 @@ from ._topology import DistributedInfo
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["Placement", "current_placement", "current_run", "get_wandb_run", "is_primary"]
+__all__ = ["Placement", "current_placement", "current_run", "get_wandb_run", "is_leader", "is_primary"]
 
 # ContextVars, not globals: concurrent sibling tasks, threads and asyncio tasks each see only their own run.
 current_run: ContextVar[Run | None] = ContextVar("flyteplugins_wandb_run", default=None)
@@ -35,9 +35,14 @@ def get_wandb_run() -> Run | None:
     return current_run.get()
 
 
-def is_primary() -> bool:
-    """Whether this process writes what its layout shares (reduced metrics, checkpoints as artifacts): it has a
-    run and is its unit's leader (global rank 0, or local rank 0 of each worker under ``rank_scope="worker"``).
-    False outside a tracked task and where the run could not be started."""
+def is_leader() -> bool:
+    """Whether this process logs what its layout unit reduces across ranks (``log_reduced``): it has a run and
+    leads its unit (global rank 0, or local rank 0 of each worker under ``rank_scope="worker"``; the process of a
+    task that is not distributed). False outside a tracked task and where the run could not be started.
+    Artifacts (``log_artifact``) are logged by global rank 0 alone."""
     placement = current_placement.get()
-    return placement is not None and placement.plan.primary and current_run.get() is not None
+    return placement is not None and placement.plan.leader and current_run.get() is not None
+
+
+is_primary = is_leader
+"""The older name of :func:`is_leader` (kept so existing code runs; "primary" is W&B's shared-writer role)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
-from ._config import RESERVED_INIT_KEYWORDS, WANDB_INIT_KEYWORDS, WandbConfig
+from ._config import RESERVED_INIT_KEYWORDS, USER_FIELDS, WANDB_INIT_KEYWORDS, WandbConfig
+from ._init_args import PER_PROCESS_SETTINGS
 from ._lifecycle import InitOptions, track
 from ._links import Wandb
-from ._options import RANK_SCOPES, RUN_MODES, RankScope, RunMode, check_choice, check_seconds
+from ._options import RankScope, RunMode, check_seconds
 from ._task_wrap import task_and_function, wrap_body
 from ._topology import elastic_node_count
 
@@ -18,8 +19,10 @@ __all__ = ["wandb_init"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "__flyteplugins_wandb__"
-# wandb.init keywords that the run context can also carry, so they take part in precedence.
-_CONFIG_FIELDS = ("name", "notes", "group", "job_type", "mode", "dir", "host")
+# The decorator's own parameters for WandbConfig fields; the other user fields (name, notes, group, job_type,
+# mode, dir, host...) arrive as keywords and take part in precedence like the run context's.
+_NAMED = frozenset({"project", "entity", "run_mode", "rank_scope", "tags", "config", "init_kwargs"})
+_CONFIG_FIELDS: Final = tuple(name for name in USER_FIELDS if name not in _NAMED)
 
 
 @overload
@@ -37,7 +40,7 @@ def wandb_init(
     config: Mapping[str, Any] | None = None,
     settings: Any = None,
     strict: bool = False,
-    start_timeout: float = 120.0,
+    start_timeout: float | None = None,
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
     **init_kwargs: Any,
@@ -56,7 +59,7 @@ def wandb_init(
     config: Mapping[str, Any] | None = None,
     settings: Any = None,
     strict: bool = False,
-    start_timeout: float = 120.0,
+    start_timeout: float | None = None,
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
     **init_kwargs: Any,
@@ -75,7 +78,9 @@ def wandb_init(
     - If the task raises, its run finishes as failed and the exception propagates unchanged. If a run cannot be
       started, the task runs without it and a warning says so, unless ``strict=True``. Online mode without an
       API key fails before the body starts. ``start_timeout`` bounds waiting for wandb.init and, in shared mode,
-      for the primary writer; ``finish_timeout`` bounds the end of the run.
+      for the primary writer (default: the user's ``settings.init_timeout``, else ``WANDB_INIT_TIMEOUT``, else
+      120 s); ``finish_timeout`` bounds the end of the run. ``settings`` may not set what the layout sets per
+      process (run id, group, mode, shared-mode roles, sweep id, GPU sampling).
     - Flyte retries and elastic restarts continue the same run (``resume="allow"``); ``run_per_attempt=True``
       opens a fresh run per attempt instead (``-attempt-{n}``, grouped).
     """
@@ -88,13 +93,10 @@ def wandb_init(
             raise TypeError(
                 f"wandb_init() got an unexpected keyword {key!r}; wandb.init keywords: {sorted(WANDB_INIT_KEYWORDS)}"
             )
-    if run_mode is not None:
-        check_choice("run_mode", run_mode, RUN_MODES)
-    if rank_scope is not None:
-        check_choice("rank_scope", rank_scope, RANK_SCOPES)
-    check_seconds("start_timeout", start_timeout)
+    if start_timeout is not None:
+        start_timeout = check_seconds("start_timeout", start_timeout)
     check_seconds("finish_timeout", finish_timeout)
-    _check_settings(settings)
+    _check_settings(settings, start_timeout)
     fields = {k: init_kwargs.pop(k) for k in _CONFIG_FIELDS if k in init_kwargs}
     options = InitOptions(
         config=WandbConfig(
@@ -109,7 +111,7 @@ def wandb_init(
         ),
         settings=settings,
         strict=strict,
-        start_timeout=float(start_timeout),
+        start_timeout=start_timeout,
         finish_timeout=float(finish_timeout),
         run_per_attempt=bool(run_per_attempt),
     )
@@ -120,22 +122,28 @@ def wandb_init(
     return decorate if func is None else decorate(func)
 
 
-# wandb.Settings fields the layout sets per process; a value given by the user would contradict it on some rank.
-_LAYOUT_SETTINGS = ("mode", "run_id", "run_group", "x_label", "x_primary", "x_update_finish_state", "resume")
-
-
-def _check_settings(settings: Any) -> None:
+def _check_settings(settings: Any, start_timeout: float | None) -> None:
+    """Refuse a ``wandb.Settings`` that sets what the plugin sets per process: the user's value would be
+    replaced on every rank, or contradict the layout on some."""
     if settings is None:
         return
     given = getattr(settings, "model_fields_set", None)
     if given is None:
         raise TypeError(f"settings must be a wandb.Settings, got {type(settings).__name__}")
-    clash = sorted(set(given) & set(_LAYOUT_SETTINGS))
+    clash = sorted(set(given) & PER_PROCESS_SETTINGS)
     if clash:
         raise ValueError(
-            f"settings may not set {', '.join(clash)}: run_mode/rank_scope decide them per process "
-            "(use wandb_init(mode=...) for online/offline/disabled and resume=... for resuming)"
+            f"settings may not set {', '.join(clash)}: the plugin sets them per process from the layout; allowed are "
+            "the other wandb.Settings fields (use wandb_init(mode=...) for online/offline/disabled and resume=... "
+            "for resuming)"
         )
+    if "init_timeout" in given:
+        check_seconds("settings.init_timeout", settings.init_timeout)
+        if start_timeout is not None and settings.init_timeout != start_timeout:
+            raise ValueError(
+                f"start_timeout={start_timeout:g} and settings.init_timeout={settings.init_timeout:g} disagree; "
+                "give one of them"
+            )
 
 
 def _decorate(target: F, options: InitOptions) -> F:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 from urllib.parse import urlparse
 
+from . import _keys as keys
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "MissingApiKeyError",
@@ -24,6 +26,7 @@ __all__ = [
     "require_api_key",
     "retrying",
     "sigterm_ends_run",
+    "wandb_base_url",
 ]
 
 logger = logging.getLogger("flyteplugins_wandb")
@@ -45,12 +48,17 @@ class Preempted(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
+def wandb_base_url(environ: Mapping[str, str]) -> str:
+    """The address of the W&B API server that ``wandb`` would use: ``WANDB_BASE_URL``, else W&B's cloud."""
+    return (environ.get(keys.WANDB_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+
+
 def api_key(environ: Mapping[str, str], base_url: str) -> str | None:
     """The API key W&B would use for ``base_url``: ``WANDB_API_KEY``, else the netrc entry for its host."""
-    if environ.get("WANDB_API_KEY"):
-        return environ["WANDB_API_KEY"]
+    if environ.get(keys.WANDB_API_KEY):
+        return environ[keys.WANDB_API_KEY]
     host = urlparse(base_url).hostname or base_url
-    path = environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    path = environ.get(keys.NETRC) or os.path.join(os.path.expanduser("~"), ".netrc")
     with contextlib.suppress(OSError, netrc.NetrcParseError):
         auth = netrc.netrc(path).authenticators(host)
         if auth and auth[2]:
@@ -60,8 +68,8 @@ def api_key(environ: Mapping[str, str], base_url: str) -> str | None:
 
 def require_api_key(environ: Mapping[str, str], settings: Any = None) -> None:
     """Fail before training starts, rather than let wandb prompt for a key in a worker that has no terminal."""
-    base_url = environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
-    if api_key(environ, base_url) or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+    base_url = wandb_base_url(environ)
+    if api_key(environ, base_url) or environ.get(keys.WANDB_IDENTITY_TOKEN_FILE):
         return
     if settings is not None and getattr(settings, "api_key", None):
         return

@@ -9,14 +9,16 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from . import _keys as keys
 from ._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._manifest import RunRecord, record_run
+from ._options import check_seconds
 from ._plan import ParentRun, RunPlan, base_id, plan
 from ._provenance import provenance
 from ._resolve import Resolved, resolve
@@ -25,9 +27,13 @@ from ._topology import DistributedInfo
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["InitOptions", "track"]
+__all__ = ["DEFAULT_START_TIMEOUT", "Decision", "InitOptions", "decide", "start_bound", "track"]
 
 logger = logging.getLogger("flyteplugins_wandb")
+
+
+DEFAULT_START_TIMEOUT: Final = 120.0
+"""Seconds for ``wandb.init`` (and a shared-mode writer's wait for its primary) when nobody set a bound."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,9 @@ class InitOptions:
     """A ``wandb.Settings`` to start from; copied, never changed."""
     strict: bool = False
     """Raise instead of warning when a run cannot be started or finished."""
-    start_timeout: float = 120.0
-    """Seconds a shared-mode writer waits for the primary; also wandb's own ``init_timeout``."""
+    start_timeout: float | None = None
+    """Seconds a shared-mode writer waits for the primary; also wandb's own ``init_timeout``. None: the user's
+    ``Settings(init_timeout=...)``, else ``WANDB_INIT_TIMEOUT``, else :data:`DEFAULT_START_TIMEOUT`."""
     finish_timeout: float = 60.0
     """Seconds for the end of a run: a primary waiting for its other writers, then ``run.finish`` itself."""
     init_attempts: int = 3
@@ -50,6 +57,73 @@ class InitOptions:
     task_name: str | None = None
     run_per_attempt: bool = False
     """A fresh run per Flyte attempt (grouped), instead of resuming the same run on retries."""
+
+
+def start_bound(options: InitOptions, environ: Mapping[str, str]) -> tuple[float, bool]:
+    """The seconds ``wandb.init`` may take in this process, and whether the plugin must set them (False where
+    the user's own setting, which wandb reads itself, already says so)."""
+    if options.start_timeout is not None:
+        return options.start_timeout, True
+    given = getattr(options.settings, "model_fields_set", ())
+    if "init_timeout" in given:
+        return check_seconds("Settings.init_timeout", options.settings.init_timeout), False
+    raw = environ.get(keys.WANDB_INIT_TIMEOUT, "").strip()
+    if raw:
+        try:
+            return check_seconds(keys.WANDB_INIT_TIMEOUT, float(raw)), False
+        except ValueError:
+            raise ValueError(f"{keys.WANDB_INIT_TIMEOUT} must be a positive number of seconds, got {raw!r}") from None
+    return DEFAULT_START_TIMEOUT, True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one process does for one task body, decided from values alone (no wandb, no Flyte, no I/O)."""
+
+    resolved: Resolved | None = None
+    """None where tracking is off (``WANDB_DISABLED``): no run, and wandb is never imported."""
+    placement: Placement | None = None
+    topology: DistributedInfo | None = None
+    joins_local_parent: bool = False
+    """A child running in its parent's process logs into the parent's run object and leaves its state alone."""
+
+    @property
+    def opens_run(self) -> bool:
+        return self.placement is not None and self.placement.plan.starts_run and not self.joins_local_parent
+
+
+def decide(
+    options: InitOptions,
+    context: Mapping[str, str] | None,
+    run_name: str | None,
+    action_name: str,
+    attempt: int,
+    environ: Mapping[str, str],
+    local_run_id: str | None = None,
+) -> Decision:
+    """Resolve this task's settings and plan this process's run. ``local_run_id`` is the run already open in this
+    process for an enclosing task, if any."""
+    resolved = resolve(options.config, decode_config(context), environ)
+    if resolved.disabled_by_env:
+        return Decision()
+    topology = DistributedInfo.from_env(environ)
+    cfg, layout = resolved.config, resolved.layout
+    parent = ParentRun(cfg.parent_run_id, cfg.parent_group) if cfg.parent_run_id and topology is None else None
+    if not run_name:
+        raise RuntimeError(f"the Flyte action {action_name!r} has no run name; cannot derive a W&B run id")
+    p = plan(
+        topology,
+        layout.run_mode,
+        layout.rank_scope,
+        cfg.trial_run_id or base_id(run_name, action_name),
+        layout.group,
+        parent=parent,
+        label=action_name,
+        standalone_shared=options.distributed_task or layout.run_mode_source != "decorator",
+        attempt=attempt if options.run_per_attempt else None,
+    )
+    joins = parent is not None and local_run_id is not None and local_run_id == p.run_id
+    return Decision(resolved, Placement(p, topology), topology, joins)
 
 
 @contextmanager
@@ -72,55 +146,45 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
     import flyte
 
     tctx = flyte.ctx()
+    local_parent = current_run.get()
     if not tctx:  # Flyte's null context is falsy, not None
         logger.warning("@wandb_init: not inside a Flyte task (was the task called as a plain function?); no run")
-        with _bound(None) as nothing:
+        d = Decision()
+    else:
+        action = tctx.action
+        d = decide(
+            options,
+            tctx.custom_context,
+            action.run_name,
+            action.name,
+            tctx.attempt_number,
+            environ,
+            local_parent.id if local_parent is not None else None,
+        )
+    if not d.opens_run or d.resolved is None or d.placement is None:
+        if d.joins_local_parent and d.resolved is not None and d.placement is not None:
+            with _bound(local_parent, d.placement) as run, _inherit(d.resolved.config, d.placement.plan):
+                yield run
+            return
+        with _bound(None, d.placement) as nothing:
             yield nothing
         return
+    with _open(options, d, tctx, environ) as run:
+        yield run
 
-    resolved = resolve(options.config, decode_config(tctx.custom_context), environ)
-    if resolved.disabled_by_env:
-        with _bound(None) as nothing:
-            yield nothing
-        return
 
-    topology = DistributedInfo.from_env(environ)
-    cfg = resolved.config
-    parent = ParentRun(cfg.parent_run_id, cfg.parent_group) if cfg.parent_run_id and topology is None else None
+@contextmanager
+def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, str]) -> Iterator[Run | None]:
+    """Open this process's run, expose it to the body and finish it, whatever the body does."""
+    assert d.resolved is not None and d.placement is not None
+    resolved, here, topology, p = d.resolved, d.placement, d.topology, d.placement.plan
     action = tctx.action
-    if not action.run_name:
-        raise RuntimeError(f"the Flyte action {action.name!r} has no run name; cannot derive a W&B run id")
-    p = plan(
-        topology,
-        resolved.layout.run_mode,
-        resolved.layout.rank_scope,
-        cfg.trial_run_id or base_id(action.run_name, action.name),
-        resolved.group,
-        parent=parent,
-        label=action.name,
-        # A run-wide shared layout from the run context also reaches plain tasks (an orchestrating parent, say):
-        # they get a run of their own. Only a decorator asking for shared on a plain task needs a parent run.
-        standalone_shared=options.distributed_task or options.config.run_mode is None,
-        attempt=tctx.attempt_number if options.run_per_attempt else None,
-    )
-    here = Placement(p, topology)
-    if not p.starts_run:
-        with _bound(None, here) as nothing:
-            yield nothing
-        return
-
-    local_parent = current_run.get()
-    if parent is not None and local_parent is not None and local_parent.id == p.run_id:
-        # A child running in its parent's process logs into the parent's run object and leaves its state alone.
-        with _bound(local_parent, here) as run, _inherit(cfg, p):
-            yield run
-        return
-
     if resolved.wandb_mode == "online":
         require_api_key(environ, options.settings)
+    timeout, _ = start_bound(options, environ)
     rendezvous = None
     if p.writer is not None and p.writer.writers > 1 and resolved.wandb_mode != "disabled" and topology is not None:
-        rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, options.start_timeout)
+        rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, timeout)
     origin = None
     if p.writer is None or p.writer.primary:
         origin = provenance(
@@ -144,7 +208,7 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         with (
             _bound(run, here),
             sigterm_ends_run(),
-            _inherit(cfg, p) if run is not None and topology is None else nullcontext(),
+            _inherit(resolved.config, p) if run is not None and topology is None else nullcontext(),
         ):
             yield run
         failed = False
@@ -175,14 +239,15 @@ def _start(
     resolved: Resolved,
     options: InitOptions,
     environ: Mapping[str, str],
-    rdzv: WriterRendezvous | None,
+    rendezvous: WriterRendezvous | None,
     origin: dict[str, Any] | None,
 ) -> Run | None:
     writer = p.writer
-    if writer is not None and not writer.primary and rdzv is not None:
+    if writer is not None and not writer.primary and rendezvous is not None:
         # Import wandb and start its service while the primary creates the run: the writer then only attaches.
         _safely(_prepare_wandb, "starting the wandb service")
-        primary = rdzv.wait_for_primary(options.start_timeout)
+        timeout, _ = start_bound(options, environ)
+        primary = rendezvous.wait_for_primary(timeout)
         if primary is False:
             msg = f"the primary writer of run {p.run_id} failed to start it; {writer.label} goes on without a run"
             if options.strict:
@@ -193,22 +258,22 @@ def _start(
             logger.warning(
                 "the primary writer of run %s did not start it within %.0fs; %s attaches anyway",
                 p.run_id,
-                options.start_timeout,
+                timeout,
                 writer.label,
             )
     try:
         run = _init(p, resolved, options, environ, origin)
     except Exception as e:
-        if rdzv is not None and writer is not None and writer.primary:
-            rdzv.announce_primary(ok=False)
+        if rendezvous is not None and writer is not None and writer.primary:
+            rendezvous.announce_primary(ok=False)
         if options.strict:
             raise
         logger.warning(
             "wandb.init failed for run %s (%s: %s); training goes on without it", p.run_id, type(e).__name__, e
         )
         return None
-    if rdzv is not None and writer is not None and writer.primary:
-        rdzv.announce_primary(ok=True)
+    if rendezvous is not None and writer is not None and writer.primary:
+        rendezvous.announce_primary(ok=True)
     return run
 
 
@@ -223,9 +288,10 @@ def _init(
 ) -> Run:
     import wandb
 
-    kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=options.start_timeout)
+    timeout, ours = start_bound(options, environ)
+    kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=timeout if ours else None)
     # wandb's own init_timeout fires first with its own message; this bound catches what hangs outside it.
-    limit = options.start_timeout * 1.25 + 5
+    limit = timeout * 1.25 + 5
     return retrying(
         lambda: bounded(lambda: wandb.init(**kwargs), limit, f"wandb.init of run {p.run_id}"),
         attempts=options.init_attempts,
@@ -280,14 +346,14 @@ def _finish(
     run: Run | None,
     p: RunPlan,
     options: InitOptions,
-    rdzv: WriterRendezvous | None,
+    rendezvous: WriterRendezvous | None,
     failed: bool,
     exit_code: int,
 ) -> None:
     writer = p.writer
-    if writer is not None and writer.primary and rdzv is not None and not failed:
+    if writer is not None and writer.primary and rendezvous is not None and not failed:
         others = writer.writers - 1
-        done = rdzv.wait_for_writers(others, options.finish_timeout)
+        done = rendezvous.wait_for_writers(others, options.finish_timeout)
         if done < others:
             logger.warning(
                 "run %s: %d of %d other writers had not finished after %.0fs; the primary finishes anyway",
@@ -312,5 +378,5 @@ def _finish(
             raise
         logger.warning("finishing run %s failed (%s: %s); some of its data may be lost", p.run_id, type(e).__name__, e)
     finally:
-        if writer is not None and not writer.primary and rdzv is not None:
-            rdzv.writer_done()
+        if writer is not None and not writer.primary and rendezvous is not None:
+            rendezvous.writer_done()

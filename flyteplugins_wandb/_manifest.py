@@ -11,11 +11,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
 
-__all__ = ["MANIFEST_ENV", "RunRecord", "read_manifest", "record_run"]
+from . import _keys as keys
 
-MANIFEST_ENV: Final = "FLYTEPLUGINS_WANDB_MANIFEST"
+__all__ = ["RunRecord", "read_manifest", "record_run"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class RunRecord:
 
 
 def record_run(entry: RunRecord, environ: Mapping[str, str] = os.environ) -> None:
-    target = environ.get(MANIFEST_ENV)
+    target = environ.get(keys.MANIFEST_ENV)
     if not target:
         return
     path = Path(target) / f"runs-{os.getpid()}.jsonl"

@@ -1,8 +1,7 @@
-"""Option vocabularies and the "not given" sentinel shared by every module."""
+"""Option vocabularies (``Literal`` types with their runtime tuples) and the checks of option values."""
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Final, Literal, get_args
 
@@ -18,18 +17,6 @@ WandbMode = Literal["online", "offline", "disabled"]
 RUN_MODES: Final[tuple[str, ...]] = get_args(RunMode)
 RANK_SCOPES: Final[tuple[str, ...]] = get_args(RankScope)
 WANDB_MODES: Final[tuple[str, ...]] = get_args(WandbMode)
-
-
-class _NotGiven(enum.Enum):
-    # An enum member so that mypy can narrow `x is NOT_GIVEN`; None, False and "" stay real values.
-    NOT_GIVEN = "NOT_GIVEN"
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
-NotGiven = Literal[_NotGiven.NOT_GIVEN]
 
 
 def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:

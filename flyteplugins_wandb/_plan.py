@@ -86,10 +86,11 @@ class RunPlan:
     """Set only in shared mode with more than one writer."""
     gpu_index: int | None = None
     """The local GPU this process drives, by convention its local rank; None when not distributed."""
-    primary: bool = False
-    """This process writes what its layout unit shares (reduced metrics, artifacts): the leader (global rank 0,
-    or local rank 0 per worker under worker scope) of a distributed task, the process of a plain task; never a
-    child joining its parent's run."""
+    leader: bool = False
+    """This process leads its layout unit: global rank 0, or local rank 0 of each worker under worker scope, of a
+    distributed task; the process of a plain task; never a child joining its parent's run. The leader logs what
+    its unit reduces across ranks (``log_reduced``). Not W&B's "primary" writer role (see :class:`SharedWriter`),
+    though a shared run's primary writer is its unit's leader."""
     role: Literal["main", "worker"] | None = None
     """The default W&B job type of a distributed task's runs: ``main`` for global rank 0's, ``worker`` for the
     others (so saved views can filter workers); None for a task that is not distributed."""
@@ -164,13 +165,13 @@ def _plan(
             joining = SharedWriter(label=label or base, primary=False, writers=0)
             return RunPlan(mode, "global", run_id=parent.run_id, group=parent.group, writer=joining)
         if parent is not None:
-            return RunPlan(mode, "global", run_id=base, group=group or parent.group or parent.run_id, primary=True)
+            return RunPlan(mode, "global", run_id=base, group=group or parent.group or parent.run_id, leader=True)
         if mode == "shared" and not standalone_shared:
             raise LayoutError(
                 f"run_mode='shared' on task {base!r}: there is no parent run to share (the launching task has no "
                 "@wandb_init run) and the task is not distributed; use run_mode='auto' or 'new'"
             )
-        return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group, primary=True)
+        return RunPlan(mode, "global", run_id=base, group=stem if mode == "new" else group, leader=True)
 
     t = topology
     if not t.is_multi_node:
@@ -182,12 +183,12 @@ def _plan(
 
     if mode == "auto":
         run_id = unit if leader else None
-        return RunPlan(mode, scope, run_id=run_id, group=group, gpu_index=t.local_rank, primary=leader, role=role)
+        return RunPlan(mode, scope, run_id=run_id, group=group, gpu_index=t.local_rank, leader=leader, role=role)
 
     if mode == "new":
         run_id = f"{unit}-rank-{t.local_rank}" if per_worker else f"{base}-rank-{t.rank}"
         new_group = f"{stem}-worker-{t.worker_index}" if per_worker else stem
-        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank, primary=leader, role=role)
+        return RunPlan(mode, scope, run_id=run_id, group=new_group, gpu_index=t.local_rank, leader=leader, role=role)
 
     writers = t.local_world_size if per_worker else t.world_size
     writer = None
@@ -195,7 +196,7 @@ def _plan(
         label = f"worker-{t.worker_index}-rank-{t.local_rank}" if per_worker else f"rank-{t.rank}"
         writer = SharedWriter(label=label, primary=leader, writers=writers)
     return RunPlan(
-        mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank, primary=leader, role=role
+        mode, scope, run_id=unit, group=group, writer=writer, gpu_index=t.local_rank, leader=leader, role=role
     )
 
 

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote, urlparse
 
+from . import _keys as keys
 from ._plan import RunPlan
 from ._topology import DistributedInfo
 
-__all__ = ["CONSOLE_URL_ENV", "console_url", "provenance"]
-
-CONSOLE_URL_ENV: Final = "FLYTE_CONSOLE_URL"
-"""Set to the Flyte console's address (``https://flyte.example.com``) to override the one derived from the
-endpoint that Flyte gives its pods."""
-# The endpoint Flyte injects into task pods, e.g. "dns:///flyte.example.com:443".
-_ENDPOINT_ENV: Final = "_U_EP_OVERRIDE"
+__all__ = ["console_url", "provenance"]
 
 
 def console_url(
@@ -24,9 +19,9 @@ def console_url(
     """The Flyte console page of this action, when the console's address is known."""
     if not project or not domain:
         return None
-    base = environ.get(CONSOLE_URL_ENV, "").rstrip("/")
+    base = environ.get(keys.FLYTE_CONSOLE_URL, "").rstrip("/")
     if not base:
-        endpoint = environ.get(_ENDPOINT_ENV, "")
+        endpoint = environ.get(keys.FLYTE_ENDPOINT_OVERRIDE, "")
         parsed = urlparse(endpoint)
         host = parsed.path.lstrip("/") if parsed.scheme == "dns" else parsed.netloc or parsed.path
         if not host:

@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
-from ._current import current_placement, get_wandb_run, is_primary
+from ._current import current_placement, get_wandb_run, is_leader
 from ._options import check_choice
 from ._topology import get_distributed_info
 
@@ -69,7 +69,7 @@ def log_reduced(
     the same order, like any collective. Values are Python numbers or one-element tensors (CPU or GPU, any real
     dtype); they are packed into one float64 tensor and reduced with a single ``all_reduce``, on the device of the
     first GPU (accelerator) tensor when the backend can reduce there, else on CPU, else on the backend's current
-    device (NCCL: Python numbers are packed on the current CUDA device). The process where :func:`is_primary` is
+    device (NCCL: Python numbers are packed on the current CUDA device). The process where :func:`is_leader` is
     true logs the result to its run; the others log nothing. Every rank gets the reduced values back (floats).
 
     - ``step``: your global training step. It is logged as ``trainer/step`` and each key is defined (W&B
@@ -115,7 +115,7 @@ def log_reduced(
     reduced, own = _all_reduce(dist, names, values, error, op, rank, keep_own=per_rank)
     run = get_wandb_run()
     if run is not None:
-        _log(run, reduced if is_primary() else None, own, rank, step)
+        _log(run, reduced if is_leader() else None, own, rank, step)
     return {k: reduced[k] for k in metrics}
 
 

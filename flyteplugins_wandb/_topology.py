@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import _keys as keys
+
 __all__ = ["DistributedInfo", "TopologyError", "elastic_node_count", "get_distributed_info"]
 
 
@@ -57,7 +59,7 @@ class DistributedInfo:
         environment raises :class:`TopologyError` naming the variable and its value, since guessing would
         give two processes the same run id.
         """
-        if "RANK" not in environ and "WORLD_SIZE" not in environ:
+        if keys.RANK not in environ and keys.WORLD_SIZE not in environ:
             return None
 
         def read(name: str, default: int | None = None) -> int:
@@ -71,14 +73,14 @@ class DistributedInfo:
             except ValueError:
                 raise TopologyError(f"{name} must be an integer, got {raw!r}") from None
 
-        rank = read("RANK")
-        world_size = read("WORLD_SIZE")
+        rank = read(keys.RANK)
+        world_size = read(keys.WORLD_SIZE)
         # Plain `torch.distributed.launch`-style environments may omit the node variables: one node then.
-        local_rank = read("LOCAL_RANK", rank)
-        local_world_size = read("LOCAL_WORLD_SIZE", world_size)
-        worker_index = read("GROUP_RANK", 0)
-        if "GROUP_WORLD_SIZE" in environ:
-            num_workers = read("GROUP_WORLD_SIZE")
+        local_rank = read(keys.LOCAL_RANK, rank)
+        local_world_size = read(keys.LOCAL_WORLD_SIZE, world_size)
+        worker_index = read(keys.GROUP_RANK, 0)
+        if keys.GROUP_WORLD_SIZE in environ:
+            num_workers = read(keys.GROUP_WORLD_SIZE)
         else:
             if local_world_size < 1 or world_size % local_world_size:
                 raise TopologyError(
@@ -93,7 +95,7 @@ class DistributedInfo:
             local_world_size=local_world_size,
             worker_index=worker_index,
             num_workers=num_workers,
-            restart_count=read("TORCHELASTIC_RESTART_COUNT", 0),
+            restart_count=read(keys.TORCHELASTIC_RESTART_COUNT, 0),
         )
 
 

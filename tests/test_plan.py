@@ -173,7 +173,7 @@ def test_every_rank_gets_the_plan_of_the_layout_tables(
             group=group,
             writer=w,
             gpu_index=t.local_rank,
-            primary=leads(t, scope_in_force),
+            leader=leads(t, scope_in_force),
             role="main" if t.rank == 0 else "worker",
         )
         for t, (run_id, group, w) in zip(every_rank(nodes, procs), expected, strict=True)
@@ -232,7 +232,7 @@ def test_every_rank_of_a_3x4_job_follows_the_run_id_patterns(
             group=group_pattern.format(**fields) if group_pattern and opens else None,
             writer=role(t),
             gpu_index=t.local_rank,
-            primary=leads(t, rank_scope),
+            leader=leads(t, rank_scope),
             role="main" if t.rank == 0 else "worker",
         )
         assert plan(t, run_mode, rank_scope, B) == expected, t
@@ -273,7 +273,7 @@ def test_a_process_that_is_not_distributed_opens_one_run_named_base(run_mode: Ru
         group=B if run_mode == "new" else None,
         writer=None,
         gpu_index=None,
-        primary=True,
+        leader=True,
         role=None,
     )
 

@@ -20,12 +20,21 @@ def test_the_public_names_are_exactly_these() -> None:
     assert flyteplugins_wandb.__all__ == [
         "AgentPolicy",
         "DistributedInfo",
+        "LayoutError",
+        "MissingApiKeyError",
+        "ParentRun",
         "RankScope",
         "RunMode",
         "RunPlan",
+        "SharedWriter",
         "SweepConfig",
+        "SweepContext",
         "SweepResult",
+        "SweepServerAuthError",
+        "SweepServerError",
+        "SweepServerUnreachable",
         "TopologyError",
+        "Trial",
         "Wandb",
         "WandbConfig",
         "WandbContext",
@@ -33,6 +42,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "get_distributed_info",
         "get_wandb_run",
         "get_wandb_sweep_id",
+        "is_leader",
         "is_primary",
         "log_artifact",
         "log_reduced",
@@ -112,3 +122,65 @@ def test_the_type_check_fails_when_a_type_is_not_preserved(tmp_path: Path) -> No
     )
     result = _mypy(wrong, tmp_path)
     assert result.returncode == 1 and "[assert-type]" in result.stdout, result.stdout + result.stderr
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each module of the package (dotted, relative to it) and the package modules it imports, from its source."""
+    import ast
+
+    root = ROOT / "flyteplugins_wandb"
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        name = ".".join(p for p in parts if p != "__init__") or "__init__"
+        package = parts[:-1]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(package[: len(package) - node.level + 1])
+                if node.module:
+                    found.add(".".join([*base, node.module]))
+                else:  # `from .. import _keys`: the submodules named
+                    found.update(".".join([*base, alias.name]) for alias in node.names)
+        graph[name] = found
+    return graph
+
+
+def test_the_core_imports_neither_sweeps_nor_the_local_launcher() -> None:
+    graph = _package_imports()
+    core = {name: deps for name, deps in graph.items() if name.startswith("_") and name != "__init__"}
+    assert core, "no core modules found"
+    leaks = {name: sorted(d for d in deps if d.split(".")[0] in ("sweeps", "local")) for name, deps in core.items()}
+    assert {k: v for k, v in leaks.items() if v} == {}
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = _package_imports()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        for dep in sorted(graph.get(name, ())):
+            if dep in path:
+                raise AssertionError(f"import cycle: {' -> '.join((*path, dep))}")
+            # A package's __init__ is imported whenever one of its modules is: follow both.
+            visit(dep, (*path, dep))
+
+    for module in sorted(graph):
+        visit(module, (module,))
+
+
+def test_the_readme_module_map_lists_every_module_of_the_package() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Where things live", 1)[1].split("```", 2)[1]
+    listed: set[str] = set()
+    folder = ""
+    for line in block.splitlines():
+        entry = line.strip().split(" ", 1)[0]
+        if not entry or entry == "flyteplugins_wandb/":
+            continue
+        if entry.endswith("/"):
+            folder = entry
+        else:
+            listed.add((folder if line.startswith("    ") else "") + entry)
+    actual = {str(p.relative_to(ROOT / "flyteplugins_wandb")) for p in (ROOT / "flyteplugins_wandb").rglob("*.py")}
+    actual -= {"sweeps/__init__.py", "local/__init__.py"}
+    assert listed == actual

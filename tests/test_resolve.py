@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from flyteplugins_wandb import WandbConfig
@@ -12,7 +14,7 @@ NONE = WandbConfig()
 
 def test_with_nothing_given_the_defaults_apply() -> None:
     r = resolve(NONE, NONE, {})
-    assert (r.wandb_mode, r.group, r.disabled_by_env) == ("online", None, False)
+    assert (r.wandb_mode, r.layout.group, r.disabled_by_env) == ("online", None, False)
     assert r.layout == Layout("auto", "global", project=None, entity=None, host="https://wandb.ai", group=None)
 
 
@@ -26,7 +28,20 @@ def test_the_decorator_beats_the_run_context_field_by_field() -> None:
 
 def test_the_run_context_beats_the_defaults() -> None:
     layout = resolve_layout(NONE, WandbConfig(run_mode="shared", rank_scope="worker", project="p", entity="e"))
-    assert layout == Layout("shared", "worker", project="p", entity="e", host="https://wandb.ai", group=None)
+    assert layout == Layout(
+        "shared", "worker", project="p", entity="e", host="https://wandb.ai", group=None, run_mode_source="context"
+    )
+
+
+def test_the_layout_says_where_its_run_mode_came_from() -> None:
+    assert resolve_layout(WandbConfig(run_mode="new"), WandbConfig(run_mode="shared")).run_mode_source == "decorator"
+    assert resolve_layout(NONE, WandbConfig(run_mode="shared")).run_mode_source == "context"
+    assert resolve_layout(NONE, NONE).run_mode_source == "default"
+
+
+def test_a_link_sees_no_wandb_run_group() -> None:
+    assert resolve_layout(NONE, NONE).group is None
+    assert resolve_layout(NONE, NONE, {"WANDB_RUN_GROUP": "env-group"}).group == "env-group"
 
 
 @pytest.mark.parametrize(
@@ -75,19 +90,19 @@ def test_a_false_wandb_disabled_changes_nothing(value: str) -> None:
 
 
 def test_wandb_run_group_is_the_group_when_nothing_else_sets_one() -> None:
-    assert resolve(NONE, NONE, {"WANDB_RUN_GROUP": "env-group"}).group == "env-group"
+    assert resolve(NONE, NONE, {"WANDB_RUN_GROUP": "env-group"}).layout.group == "env-group"
 
 
 def test_an_empty_wandb_run_group_is_no_group() -> None:
-    assert resolve(NONE, NONE, {"WANDB_RUN_GROUP": ""}).group is None
+    assert resolve(NONE, NONE, {"WANDB_RUN_GROUP": ""}).layout.group is None
 
 
 def test_the_run_context_group_beats_wandb_run_group() -> None:
-    assert resolve(NONE, WandbConfig(group="ctx"), {"WANDB_RUN_GROUP": "env"}).group == "ctx"
+    assert resolve(NONE, WandbConfig(group="ctx"), {"WANDB_RUN_GROUP": "env"}).layout.group == "ctx"
 
 
 def test_the_decorator_group_beats_the_run_context_group() -> None:
-    assert resolve(WandbConfig(group="dec"), WandbConfig(group="ctx"), {"WANDB_RUN_GROUP": "env"}).group == "dec"
+    assert resolve(WandbConfig(group="dec"), WandbConfig(group="ctx"), {"WANDB_RUN_GROUP": "env"}).layout.group == "dec"
 
 
 def test_the_host_defaults_to_wandb_ai() -> None:
@@ -104,6 +119,9 @@ def test_the_decorator_host_beats_the_run_context_host() -> None:
     assert layout.host == "https://dec.example"
 
 
-def test_the_layout_ignores_the_environment() -> None:
-    # A link sees no pod environment, so the layout must not depend on one either.
-    assert resolve(NONE, NONE, {"WANDB_RUN_GROUP": "env", "WANDB_MODE": "offline"}).layout == resolve_layout(NONE, NONE)
+def test_the_layout_ignores_the_environment_but_for_the_group_a_link_cannot_see() -> None:
+    # A link sees no pod environment, so the layout must not depend on one, except WANDB_RUN_GROUP (W&B's own
+    # convention, honoured in the process; the README says a link cannot know it).
+    in_process = resolve(NONE, NONE, {"WANDB_RUN_GROUP": "env", "WANDB_MODE": "offline"}).layout
+    assert dataclasses.replace(in_process, group=None) == resolve_layout(NONE, NONE)
+    assert in_process.group == "env"

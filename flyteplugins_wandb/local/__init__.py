@@ -5,7 +5,8 @@ read back what its W&B runs wrote (``format_summary``).
 - ``_summary``: the plain-text table of the runs a launch made, read from their offline files.
 """
 
-from .._manifest import MANIFEST_ENV, RunRecord, read_manifest
+from .._keys import MANIFEST_ENV
+from .._manifest import RunRecord, read_manifest
 from ._launcher import LocalElasticError, LocalElasticResult, pod_context, run_elastic_locally
 from ._summary import format_runs, format_summary
 

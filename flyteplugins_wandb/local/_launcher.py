@@ -23,7 +23,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._manifest import MANIFEST_ENV, RunRecord, read_manifest
+from .._keys import MANIFEST_ENV
+from .._manifest import RunRecord, read_manifest
 from .._topology import elastic_node_count
 
 __all__ = ["LocalElasticError", "LocalElasticResult", "pod_context", "run_elastic_locally"]

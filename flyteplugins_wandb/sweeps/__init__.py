@@ -8,7 +8,7 @@
 """
 
 from ._agent import AgentPolicy
-from ._config import SweepConfig, wandb_sweep_config
+from ._config import SweepConfig, SweepContext, wandb_sweep_config
 from ._decorator import wandb_sweep
 from ._link import WandbSweep
 from ._run import get_wandb_sweep_id, run_sweep, sweep_should_stop
@@ -18,6 +18,7 @@ from ._trials import SweepResult, Trial, TrialStatus
 __all__ = [
     "AgentPolicy",
     "SweepConfig",
+    "SweepContext",
     "SweepResult",
     "SweepServerAuthError",
     "SweepServerError",

@@ -8,18 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
+from .. import _keys as keys
 from .._options import check_choice
 
 __all__ = [
-    "SWEEP_CONTEXT_PREFIX",
     "SweepConfig",
     "SweepContext",
     "decode_sweep_config",
     "wandb_sweep_config",
 ]
-
-SWEEP_CONTEXT_PREFIX: Final = "wandb_sweep_"
-"""Every run-context key of a sweep starts with this (``wandb_config``'s decoder ignores such keys)."""
 
 SweepMethod = Literal["grid", "random", "bayes"]
 MetricGoal = Literal["minimize", "maximize"]
@@ -245,7 +242,7 @@ class SweepConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                out[SWEEP_CONTEXT_PREFIX + f.name] = value if f.name in _STRINGS else json.dumps(value)
+                out[keys.SWEEP_CONTEXT_PREFIX + f.name] = value if f.name in _STRINGS else json.dumps(value)
         return out
 
 
@@ -259,7 +256,7 @@ def decode_sweep_config(context: Mapping[str, str] | None) -> SweepConfig | None
     ValueError naming the key."""
     values: dict[str, Any] = {}
     for name in _FIELD_NAMES:
-        key = SWEEP_CONTEXT_PREFIX + name
+        key = keys.SWEEP_CONTEXT_PREFIX + name
         raw = (context or {}).get(key)
         if raw is None:
             continue

@@ -9,14 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from .. import _keys as keys
 from .._config import WandbConfig, decode_config
-from .._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key
+from .._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key, wandb_base_url
 from .._options import check_seconds
 from .._resolve import DEFAULT_HOST, resolve
 from .._task_wrap import task_and_function, wrap_body
 from ._config import SweepConfig, SweepContext, decode_sweep_config
 from ._link import WandbSweep
-from ._run import FORCE_OFFLINE, SWEEP_HOME_KEY, SWEEP_ID_KEY, SweepHome, offline_sweep_id
+from ._run import FORCE_OFFLINE, SweepHome, offline_sweep_id
 from ._server import SweepServer, SweepServerAuthError, SweepServerError, sweep_url
 
 __all__ = ["SweepOptions", "open_sweep", "wandb_sweep"]
@@ -130,7 +131,7 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
         if mode == "online":
             entries.update(FORCE_OFFLINE)  # the trials could not reach the server either
         logger.info("sweep %s runs offline, on the local engine", home.sweep_id)
-    entries.update({SWEEP_ID_KEY: home.sweep_id, SWEEP_HOME_KEY: home.to_json()})
+    entries.update({keys.SWEEP_ID_KEY: home.sweep_id, keys.SWEEP_HOME_KEY: home.to_json()})
     with flyte.custom_context(**entries):
         yield home
 
@@ -138,7 +139,7 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
 def _create_online(
     config: SweepConfig, run_cfg: WandbConfig, options: SweepOptions, action: str, environ: Mapping[str, str]
 ) -> SweepHome | None:
-    base_url = (environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    base_url = wandb_base_url(environ)
     key = api_key(environ, base_url)
     if key is None:
         require_api_key(environ)  # raises, with how to give a Flyte task its key
@@ -147,8 +148,8 @@ def _create_online(
     server = SweepServer(base_url, key, timeout=options.timeout)
     try:
         viewer = bounded(lambda: server.probe(options.probe_timeout), options.probe_timeout + 1, f"probing {base_url}")
-        entity = config.entity or run_cfg.entity or environ.get("WANDB_ENTITY") or viewer
-        project = config.project or run_cfg.project or environ.get("WANDB_PROJECT")
+        entity = config.entity or run_cfg.entity or environ.get(keys.WANDB_ENTITY) or viewer
+        project = config.project or run_cfg.project or environ.get(keys.WANDB_PROJECT)
         created = bounded(
             lambda: server.create_sweep(config, entity=entity, project=project),
             options.timeout + 1,

@@ -1,5 +1,6 @@
 """An offline sweep engine: proposes trials from a :class:`SweepConfig`, takes their results, applies hyperband-style
-early termination and saves its state as JSON. No W&B server, no Flyte: a pure core that ``run_sweep`` drives.
+early termination and saves its state as JSON. No W&B server, no Flyte: ``run_sweep`` drives it;
+its only I/O is the state file, read by :meth:`LocalSweep.open` and written by :meth:`LocalSweep.save`.
 
 Methods:
 

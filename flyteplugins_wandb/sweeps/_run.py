@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .._config import CONTEXT_PREFIX, TRIAL_FIELDS, WandbConfig, cleared, decode_config
-from .._guards import DEFAULT_BASE_URL, MissingApiKeyError, api_key
+from .. import _keys as keys
+from .._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
+from .._guards import MissingApiKeyError, api_key, wandb_base_url
 from ._agent import AgentPolicy, run_agents
-from ._config import SWEEP_CONTEXT_PREFIX, SweepConfig, SweepContext, decode_sweep_config
+from ._config import SweepConfig, SweepContext, decode_sweep_config
 from ._engine import LocalSweep, should_stop
 from ._server import SweepServer, SweepServerAuthError, SweepServerError
 from ._trials import SweepResult, Trial, best_trial
@@ -31,13 +32,8 @@ __all__ = [
 
 logger = logging.getLogger("flyteplugins_wandb")
 
-SWEEP_ID_KEY: Final = SWEEP_CONTEXT_PREFIX + "id"
-# The bracket bars a trial runs with, and the goal they are read against (JSON), for sweep_should_stop.
-SWEEP_STOP_KEY: Final = SWEEP_CONTEXT_PREFIX + "stop"
-# Run-context entries that make every run launched beneath offline, whatever WANDB_MODE says (wandb_config(mode=)).
-FORCE_OFFLINE: Final = {CONTEXT_PREFIX + "mode": "offline"}
-# Where the sweep of a @wandb_sweep driver lives (JSON of SweepHome); never the API key.
-SWEEP_HOME_KEY: Final = SWEEP_CONTEXT_PREFIX + "home"
+# Run-context entries that make every run launched beneath offline, whatever WANDB_MODE says.
+FORCE_OFFLINE: Final = WandbConfig(mode="offline").to_context()
 
 
 @dataclass(frozen=True)
@@ -61,13 +57,13 @@ class SweepHome:
     @classmethod
     def from_context(cls, context: Mapping[str, str], action: str) -> SweepHome | None:
         """The home set for ``action`` itself (a trial that drives a sweep of its own does not inherit one)."""
-        raw = context.get(SWEEP_HOME_KEY)
+        raw = context.get(keys.SWEEP_HOME_KEY)
         if not raw:
             return None
         try:
             home = cls(**json.loads(raw))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"run-context key {SWEEP_HOME_KEY!r} is malformed: {raw!r} ({e})") from None
+            raise ValueError(f"run-context key {keys.SWEEP_HOME_KEY!r} is malformed: {raw!r} ({e})") from None
         return home if home.action == action else None
 
 
@@ -86,14 +82,14 @@ def _context() -> dict[str, str]:
 def get_wandb_sweep_id() -> str | None:
     """The id of the sweep the current task belongs to, or None: set by ``@wandb_sweep`` for its driver and
     everything the driver launches, and by ``run_sweep`` for each trial and its children."""
-    return _context().get(SWEEP_ID_KEY)
+    return _context().get(keys.SWEEP_ID_KEY)
 
 
 def sweep_should_stop(step: int, value: float) -> bool:
     """For a trial that reports its metric as it goes: whether ``value`` at ``step`` (1-based) falls below the
     sweep's hyperband bar there, so the trial should stop now and return the values it has. The bars come from
     the trials of earlier rounds; False outside a sweep, without ``early_terminate``, or between brackets."""
-    raw = _context().get(SWEEP_STOP_KEY)
+    raw = _context().get(keys.SWEEP_STOP_KEY)
     if raw is None:
         return False
     spec = json.loads(raw)
@@ -113,12 +109,12 @@ def _trial_run(sweep_id: str, trial: Trial, **fields: Any) -> dict[str, str]:
         **fields,
     ).to_context()
     # A driver with a run of its own hands it to its children; a trial is not part of it.
-    return {**cleared("parent_run_id", "parent_group", *TRIAL_FIELDS), **run, SWEEP_ID_KEY: sweep_id}
+    return {**cleared("parent_run_id", "parent_group", *TRIAL_FIELDS), **run, keys.SWEEP_ID_KEY: sweep_id}
 
 
 def _trial_context(sweep: LocalSweep, trial: Trial, thresholds: Mapping[int, float]) -> dict[str, str]:
     stop = {"goal": sweep.config.goal, "thresholds": {str(k): v for k, v in thresholds.items()}}
-    return {**_trial_run(sweep.sweep_id, trial), SWEEP_STOP_KEY: json.dumps(stop)}
+    return {**_trial_run(sweep.sweep_id, trial), keys.SWEEP_STOP_KEY: json.dumps(stop)}
 
 
 def _online_trial_context(home: SweepHome, trial: Trial) -> dict[str, str]:
@@ -131,7 +127,7 @@ def _online_trial_context(home: SweepHome, trial: Trial) -> dict[str, str]:
         trial_run_id=trial.run_id,
         trial_sweep_id=home.sweep_id,
     )
-    return {**entries, SWEEP_STOP_KEY: json.dumps({"goal": "minimize", "thresholds": {}})}
+    return {**entries, keys.SWEEP_STOP_KEY: json.dumps({"goal": "minimize", "thresholds": {}})}
 
 
 async def _launch(objective: Any, trial: Trial, entries: Mapping[str, str]) -> Any:
@@ -207,7 +203,7 @@ async def _run_online(
     objective: Any, home: SweepHome, parallel: int, total: int, policy: AgentPolicy, label: str
 ) -> list[Trial] | None:
     """The trials of an online sweep, or None when its server could not take agents (the caller goes offline)."""
-    base_url = home.base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    base_url = home.base_url or wandb_base_url(os.environ)
     key = api_key(os.environ, base_url)
     if key is None:
         raise MissingApiKeyError(f"sweep {home.sweep_id} is on {base_url}, but this driver has no W&B API key")

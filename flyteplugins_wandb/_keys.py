@@ -1,0 +1,61 @@
+"""Every name the plugin reads from outside itself: run-context keys and environment variables.
+
+Run-context keys travel between tasks in Flyte's ``custom_context`` (a str -> str mapping); the codecs in
+``_config`` and ``sweeps._config`` are the only writers and readers of their entries. Environment variables are
+read where they are used, always through an injected mapping, never at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Run context (Flyte's custom_context).
+CONTEXT_PREFIX: Final = "wandb_"
+"""Every key of a ``WandbConfig`` field is this prefix plus the field's name."""
+SWEEP_CONTEXT_PREFIX: Final = "wandb_sweep_"
+"""Every key of a ``SweepConfig`` field is this prefix plus the field's name; it is also the prefix of the sweep
+keys below, which no ``WandbConfig`` field shares."""
+SWEEP_ID_KEY: Final = SWEEP_CONTEXT_PREFIX + "id"
+"""The id of the sweep the task belongs to (``get_wandb_sweep_id``)."""
+SWEEP_STOP_KEY: Final = SWEEP_CONTEXT_PREFIX + "stop"
+"""The hyperband bars a trial runs with and the goal they are read against (JSON), for ``sweep_should_stop``."""
+SWEEP_HOME_KEY: Final = SWEEP_CONTEXT_PREFIX + "home"
+"""Where the sweep of a ``@wandb_sweep`` driver lives (JSON); never the API key."""
+
+# W&B's own environment variables that the plugin honours.
+WANDB_API_KEY: Final = "WANDB_API_KEY"
+WANDB_BASE_URL: Final = "WANDB_BASE_URL"
+WANDB_IDENTITY_TOKEN_FILE: Final = "WANDB_IDENTITY_TOKEN_FILE"
+WANDB_MODE: Final = "WANDB_MODE"
+WANDB_DISABLED: Final = "WANDB_DISABLED"
+WANDB_PROJECT: Final = "WANDB_PROJECT"
+WANDB_ENTITY: Final = "WANDB_ENTITY"
+WANDB_RUN_GROUP: Final = "WANDB_RUN_GROUP"
+WANDB_JOB_TYPE: Final = "WANDB_JOB_TYPE"
+WANDB_DIR: Final = "WANDB_DIR"
+WANDB_INIT_TIMEOUT: Final = "WANDB_INIT_TIMEOUT"
+NETRC: Final = "NETRC"
+
+# The distributed launcher's (torchrun / torch elastic) environment of each worker.
+RANK: Final = "RANK"
+WORLD_SIZE: Final = "WORLD_SIZE"
+LOCAL_RANK: Final = "LOCAL_RANK"
+LOCAL_WORLD_SIZE: Final = "LOCAL_WORLD_SIZE"
+GROUP_RANK: Final = "GROUP_RANK"
+GROUP_WORLD_SIZE: Final = "GROUP_WORLD_SIZE"
+TORCHELASTIC_RESTART_COUNT: Final = "TORCHELASTIC_RESTART_COUNT"
+TORCHELASTIC_USE_AGENT_STORE: Final = "TORCHELASTIC_USE_AGENT_STORE"
+MASTER_ADDR: Final = "MASTER_ADDR"
+MASTER_PORT: Final = "MASTER_PORT"
+PET_RDZV_ENDPOINT: Final = "PET_RDZV_ENDPOINT"
+CUDA_VISIBLE_DEVICES: Final = "CUDA_VISIBLE_DEVICES"
+
+# Flyte's.
+FLYTE_CONSOLE_URL: Final = "FLYTE_CONSOLE_URL"
+"""The Flyte console's address, for the link back from a run to its action."""
+FLYTE_ENDPOINT_OVERRIDE: Final = "_U_EP_OVERRIDE"
+"""The endpoint Flyte's pods are given (``dns:///host``), the console's address where FLYTE_CONSOLE_URL is unset."""
+
+# The plugin's own.
+MANIFEST_ENV: Final = "FLYTEPLUGINS_WANDB_MANIFEST"
+"""A directory where each process records the run it opened (the local launcher reads it back)."""
