@@ -1,6 +1,7 @@
 """Weights & Biases tracking for Flyte 2 tasks, including multi-node ``Elastic`` (torchrun) training."""
 
 from ._artifacts import log_artifact
+from ._compat import warn_if_other_distribution
 from ._config import WandbConfig, WandbContext, wandb_config
 from ._current import get_wandb_run, is_leader, is_primary
 from ._decorator import wandb_init
@@ -64,3 +65,5 @@ __all__ = [
     "wandb_sweep",
     "wandb_sweep_config",
 ]
+
+warn_if_other_distribution()

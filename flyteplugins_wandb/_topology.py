@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from . import _keys as keys
 
@@ -15,11 +16,18 @@ class TopologyError(ValueError):
     """The launcher's environment variables are malformed or contradict each other."""
 
 
+# The keys of the dict that Flyte's public W&B plugin returns, in its order: code written for it reads them.
+_KEYS: Final = ("rank", "local_rank", "world_size", "local_world_size", "worker_index", "num_workers")
+
+
 @dataclass(frozen=True)
-class DistributedInfo:
+class DistributedInfo(Mapping[str, int]):
     """This process's place in a torchrun/Elastic job.
 
-    ``worker_index`` is the node (``GROUP_RANK``); ``num_workers`` is the number of nodes.
+    ``worker_index`` is the node (``GROUP_RANK``); ``num_workers`` is the number of nodes. It is also a read-only
+    mapping of ``rank``, ``local_rank``, ``world_size``, ``local_world_size``, ``worker_index`` and
+    ``num_workers`` (``info["rank"]``, ``dict(info)``), as the dict of ``flyteplugins-wandb``; ``restart_count``
+    is an attribute only.
     """
 
     rank: int
@@ -45,6 +53,17 @@ class DistributedInfo:
         check(1 <= nw <= ws, f"the number of workers (GROUP_WORLD_SIZE) must be in [1, WORLD_SIZE={ws}], got {nw}")
         check(0 <= self.worker_index < nw, f"GROUP_RANK must be in [0, {nw}), got {self.worker_index}")
         check(self.restart_count >= 0, f"TORCHELASTIC_RESTART_COUNT must be >= 0, got {self.restart_count}")
+
+    def __getitem__(self, key: str) -> int:
+        if key not in _KEYS:
+            raise KeyError(f"{key!r} is not a key of the distributed info; keys: {', '.join(_KEYS)}")
+        return int(getattr(self, key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KEYS)
+
+    def __len__(self) -> int:
+        return len(_KEYS)
 
     @property
     def is_multi_node(self) -> bool:
