@@ -5,7 +5,9 @@ from ._compat import warn_if_other_distribution
 from ._config import WandbConfig, WandbContext, wandb_config
 from ._current import get_wandb_run, is_leader, is_primary
 from ._decorator import wandb_init
+from ._downloads import download_wandb_run_dir, download_wandb_run_logs
 from ._guards import MissingApiKeyError
+from ._in_force import get_wandb_context, get_wandb_run_dir
 from ._links import Wandb
 from ._options import RankScope, RunMode
 from ._plan import LayoutError, ParentRun, RunPlan, SharedWriter, plan
@@ -21,6 +23,9 @@ from .sweeps import (
     SweepServerUnreachable,
     Trial,
     WandbSweep,
+    download_wandb_sweep_dirs,
+    download_wandb_sweep_logs,
+    get_wandb_sweep_context,
     get_wandb_sweep_id,
     run_sweep,
     sweep_should_stop,
@@ -50,8 +55,15 @@ __all__ = [
     "WandbConfig",
     "WandbContext",
     "WandbSweep",
+    "download_wandb_run_dir",
+    "download_wandb_run_logs",
+    "download_wandb_sweep_dirs",
+    "download_wandb_sweep_logs",
     "get_distributed_info",
+    "get_wandb_context",
     "get_wandb_run",
+    "get_wandb_run_dir",
+    "get_wandb_sweep_context",
     "get_wandb_sweep_id",
     "is_leader",
     "is_primary",

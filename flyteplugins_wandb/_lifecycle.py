@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _keys as keys
 from ._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
 from ._coordination import WriterRendezvous
-from ._current import Placement, current_placement, current_run
+from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._manifest import RunRecord, record_run
@@ -161,6 +161,8 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
             environ,
             local_parent.id if local_parent is not None else None,
         )
+        # Whose placement this is: a task it launches in this process (local mode) must not see its run.
+        d = dataclasses.replace(d, placement=owned(d.placement, tctx, d.resolved.config if d.resolved else None))
     if not d.opens_run or d.resolved is None or d.placement is None:
         if d.joins_local_parent and d.resolved is not None and d.placement is not None:
             with _bound(local_parent, d.placement) as run, _inherit(d.resolved.config, d.placement.plan):

@@ -12,6 +12,9 @@ from ._resolve import resolve_layout
 
 __all__ = ["DEFAULT_PROJECT", "ICON", "Wandb"]
 
+# The keyword forms of flyteplugins-wandb's link, folded into the link's config.
+_KEYWORDS: Final = ("project", "entity", "host", "run_mode", "rank_scope")
+
 ICON: Final = "https://wandb.ai/logo.svg"
 # W&B files runs without a project under this one.
 DEFAULT_PROJECT: Final = "uncategorized"
@@ -25,6 +28,11 @@ class Wandb:
     they do for the decorator. ``num_workers`` is the task's node count, None for a task that is not distributed.
     A link cannot see the pod's environment, so project and entity should come from the decorator or
     ``wandb_config``; without an entity the link opens the W&B home page.
+
+    For a task that calls ``wandb.init`` itself, attach one by hand as ``flyteplugins-wandb`` users do:
+    ``@env.task(links=[Wandb(project=..., entity=..., host=..., run_mode=..., rank_scope=..., id=..., name=...)])``.
+    These keywords win over ``config``; with ``id`` the link opens that very run, otherwise the run the layout
+    names (``{run_name}-{action_name}`` for a task that is not distributed). ``name`` is the link's label.
     """
 
     config: WandbConfig = field(default_factory=WandbConfig)
@@ -34,6 +42,23 @@ class Wandb:
     """The task opens a fresh run per Flyte attempt: the link shows their group."""
     name: str = "Weights & Biases"
     icon_uri: str = ICON
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    run_mode: str | None = None
+    rank_scope: str | None = None
+    id: str | None = None
+    """A run to link to, whatever the layout (a task that opens its run with ``wandb.init(id=...)`` itself)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, WandbConfig):
+            raise TypeError(f"config must be a WandbConfig, got {type(self.config).__name__}")
+        if self.id is not None and (not isinstance(self.id, str) or not self.id):
+            raise ValueError(f"id must be a non-empty str (a W&B run id), got {self.id!r}")
+        given = {k: getattr(self, k) for k in _KEYWORDS if getattr(self, k) is not None}
+        if given:
+            # Validated as the decorator's settings are (run_mode/rank_scope choices), and kept as one config.
+            object.__setattr__(self, "config", WandbConfig(**given).merged_over(self.config))
 
     def target(self, run_name: str, action_name: str, context: dict[str, str] | None) -> LinkTarget:
         """The page this link opens, for an action launched with ``context``."""
@@ -65,8 +90,11 @@ class Wandb:
         layout = resolve_layout(self.config, decode_config(context))
         if not layout.entity:
             return f"{layout.host}/home"
-        target = self.target(run_name, action_name, context)
-        page = "runs" if target.kind == "run" else "groups"
-        # Flyte fills in "{{.actionName}}" after rendering, so the braces must survive quoting.
-        name = quote(target.name, safe="{}.-_")
+        if self.id is not None:
+            page, name = "runs", quote(self.id, safe="{}.-_")
+        else:
+            target = self.target(run_name, action_name, context)
+            page = "runs" if target.kind == "run" else "groups"
+            # Flyte fills in "{{.actionName}}" after rendering, so the braces must survive quoting.
+            name = quote(target.name, safe="{}.-_")
         return f"{layout.host}/{quote(layout.entity)}/{quote(layout.project or DEFAULT_PROJECT)}/{page}/{name}"

@@ -1,7 +1,9 @@
 """A fake W&B server at the HTTP seam: the GraphQL operations of W&B's sweep protocol (viewer, upsertSweep,
-createAgent, agentHeartbeat), on a local port, with a scripted controller and fault switches.
+createAgent, agentHeartbeat), on a local port, with a scripted controller and fault switches; and, for the download
+helpers, finished runs to read back (run, its files, its history, a sweep's runs) with their files served over GET.
 
-Only the sweep control plane is faked: there is no W&B server here, and the trials' runs log offline."""
+Only the sweep control plane and the reading of stored runs are faked: there is no W&B server here, and the runs
+the tests make log offline."""
 
 from __future__ import annotations
 
@@ -17,6 +19,19 @@ from typing import Any
 import yaml
 
 KEY = "fake-key-0123456789"
+# wandb's own clients (wandb.agent) refuse a key shorter than 40 characters before sending it.
+LONG_KEY = "fake-key-" + "0123456789" * 4
+
+
+@dataclass
+class StoredRun:
+    """A finished run the fake serves back: its summary, history rows and files."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    state: str = "finished"
 
 
 @dataclass
@@ -41,6 +56,15 @@ class FakeWandb:
     """Answer HTTP 500 to heartbeats after this many."""
     graphql_error: str | None = None
     """Report this GraphQL error for upsertSweep."""
+    stored: dict[str, StoredRun] = field(default_factory=dict)
+    """Finished runs by ``entity/project/run id``."""
+    any_run: StoredRun | None = None
+    """Served for a run id not in ``stored`` (a run whose id the test learns only when it runs)."""
+    sweep_runs: dict[str, list[str]] = field(default_factory=dict)
+    """The run ids of each stored sweep (by ``entity/project/sweep id``)."""
+    broken_files: set[str] = field(default_factory=set)
+    """File names whose download answers HTTP 500."""
+    downloads: list[str] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: list[tuple[str, dict[str, bool]]] = field(default_factory=list)
@@ -52,6 +76,15 @@ class FakeWandb:
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         query, variables = request["query"], request.get("variables") or {}
         with self.lock:
+            if "RunFiles" in query or "RunHistory" in query or "query Run(" in query:
+                return self._run(query, variables)
+            if "SweepRuns" in query:
+                key = f"{variables.get('entity') or self.entity}/{variables['project']}/{variables['sweep']}"
+                if key not in self.sweep_runs:
+                    return {"data": {"project": {"sweep": None}}}
+                edges = [{"node": {"name": r}} for r in self.sweep_runs[key]]
+                page = {"edges": edges, "pageInfo": {"hasNextPage": False, "endCursor": None}}
+                return {"data": {"project": {"sweep": {"name": variables["sweep"], "runs": page}}}}
             if "viewer" in query:
                 return {"data": {"viewer": {"id": "VXNlcjox", "entity": self.entity}}}
             if "upsertSweep" in query:
@@ -80,6 +113,32 @@ class FakeWandb:
                 }
         return {"errors": [{"message": f"unknown operation: {query[:60]}"}]}
 
+    def _run(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        entity = variables.get("entity") or self.entity
+        key = f"{entity}/{variables['project']}/{variables['run']}"
+        stored = self.stored.get(key) or self.any_run
+        if stored is None:
+            return {"data": {"project": {"run": None}}}
+        if "RunFiles" in query:
+            names = sorted(stored.files)
+            # Two pages, to exercise paging: the first file, then the rest.
+            start = int(variables.get("after") or 0)
+            stop = 1 if start == 0 else len(names)
+            edges = [{"node": {"name": n, "directUrl": f"/files/{key}/{n}", "sizeBytes": len(stored.files[n])}}
+                     for n in names[start:stop]]  # fmt: skip
+            page = {"edges": edges, "pageInfo": {"hasNextPage": stop < len(names), "endCursor": str(stop)}}
+            return {"data": {"project": {"run": {"files": page}}}}
+        if "RunHistory" in query:
+            return {"data": {"project": {"run": {"history": [json.dumps(row) for row in stored.history]}}}}
+        node = {
+            "name": variables["run"],
+            "displayName": variables["run"],
+            "state": stored.state,
+            "config": json.dumps({k: {"value": v} for k, v in stored.config.items()}),
+            "summaryMetrics": json.dumps(stored.summary),
+        }
+        return {"data": {"project": {"run": node}}}
+
     def _commands(self, variables: dict[str, Any]) -> list[dict[str, Any]]:
         running: dict[str, bool] = json.loads(variables.get("runState") or "{}")
         self.heartbeats.append((variables["id"], running))
@@ -103,8 +162,40 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
+        def do_GET(self) -> None:
+            fake.auth.append(self.headers.get("Authorization"))
+            if not self._authorized():
+                self._send(401, {"errors": [{"message": "bad key"}]})
+                return
+            prefix = "/files/"
+            if not self.path.startswith(prefix):
+                self._send(404, {"error": "no such page"})
+                return
+            entity, project, run_id, name = self.path[len(prefix) :].split("/", 3)
+            stored = fake.stored.get(f"{entity}/{project}/{run_id}") or fake.any_run
+            if stored is None or name not in stored.files:
+                self._send(404, {"error": "no such file"})
+                return
+            if name in fake.broken_files:
+                self._send(500, {"error": "scripted"})
+                return
+            fake.downloads.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(stored.files[name])))
+            self.end_headers()
+            self.wfile.write(stored.files[name])
+
+        def _authorized(self) -> bool:
+            given = self.headers.get("Authorization")
+            return any(given == "Basic " + base64.b64encode(f"api:{k}".encode()).decode() for k in (KEY, LONG_KEY))
+
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body = json.loads(raw)
+            except ValueError:  # wandb's own clients send a few other requests; only GraphQL is served
+                self._send(400, {"errors": [{"message": "not a GraphQL request"}]})
+                return
             fake.auth.append(self.headers.get("Authorization"))
             if fake.hang:
                 fake.released.wait(60)
@@ -120,8 +211,7 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
                 fake.heartbeats.append(("failed", {}))
                 self._send(500, {"error": "scripted"})
                 return
-            expected = "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
-            if self.headers.get("Authorization") != expected:
+            if not self._authorized():
                 self._send(401, {"errors": [{"message": "bad key"}]})
                 return
             self._send(200, fake.answer(body))

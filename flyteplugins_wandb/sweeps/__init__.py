@@ -10,8 +10,9 @@
 from ._agent import AgentPolicy
 from ._config import SweepConfig, SweepContext, wandb_sweep_config
 from ._decorator import wandb_sweep
+from ._downloads import download_wandb_sweep_dirs, download_wandb_sweep_logs
 from ._link import WandbSweep
-from ._run import get_wandb_sweep_id, run_sweep, sweep_should_stop
+from ._run import get_wandb_sweep_context, get_wandb_sweep_id, run_sweep, sweep_should_stop
 from ._server import SweepServerAuthError, SweepServerError, SweepServerUnreachable
 from ._trials import SweepResult, Trial, TrialStatus
 
@@ -26,6 +27,9 @@ __all__ = [
     "Trial",
     "TrialStatus",
     "WandbSweep",
+    "download_wandb_sweep_dirs",
+    "download_wandb_sweep_logs",
+    "get_wandb_sweep_context",
     "get_wandb_sweep_id",
     "run_sweep",
     "sweep_should_stop",

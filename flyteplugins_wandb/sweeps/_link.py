@@ -21,11 +21,24 @@ class WandbSweep:
     The sweep's own page cannot be named: the server chooses the id when the task runs (the driver logs that
     page, and ``SweepResult.url`` holds it). Project and entity come from ``config``, else the run context's sweep
     configuration, else its ``wandb_config``; without an entity the link opens the W&B home page.
+
+    By hand, as ``flyteplugins-wandb`` users attach it: ``WandbSweep(project=..., entity=..., host=..., id=...,
+    name=...)``; these keywords win over the rest, and with ``id`` the link opens that sweep's own page.
     """
 
     config: SweepConfig | None = None
     name: str = "Weights & Biases sweep"
     icon_uri: str = ICON
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("project", "entity", "host", "id"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{key} must be a non-empty str, got {value!r}")
 
     def get_link(
         self,
@@ -40,8 +53,9 @@ class WandbSweep:
     ) -> str:
         run_cfg = decode_config(context)
         sweep = self.config or decode_sweep_config(context)
-        host = (run_cfg.host or DEFAULT_HOST).rstrip("/")
-        entity = (sweep.entity if sweep else None) or run_cfg.entity
+        host = (self.host or run_cfg.host or DEFAULT_HOST).rstrip("/")
+        entity = self.entity or (sweep.entity if sweep else None) or run_cfg.entity
         if not entity:
             return f"{host}/home"
-        return sweep_url(host, entity, (sweep.project if sweep else None) or run_cfg.project or DEFAULT_PROJECT)
+        project_name = self.project or (sweep.project if sweep else None) or run_cfg.project or DEFAULT_PROJECT
+        return sweep_url(host, entity, project_name, self.id)

@@ -24,6 +24,7 @@ from ._trials import SweepResult, Trial, best_trial
 
 __all__ = [
     "SweepHome",
+    "get_wandb_sweep_context",
     "get_wandb_sweep_id",
     "offline_sweep_id",
     "run_sweep",
@@ -83,6 +84,13 @@ def get_wandb_sweep_id() -> str | None:
     """The id of the sweep the current task belongs to, or None: set by ``@wandb_sweep`` for its driver and
     everything the driver launches, and by ``run_sweep`` for each trial and its children."""
     return _context().get(keys.SWEEP_ID_KEY)
+
+
+def get_wandb_sweep_context() -> SweepConfig | None:
+    """The sweep configuration in force for the current task (the one ``@wandb_sweep`` opened its sweep with, in
+    the driver and everything it launches), or None outside a task or without one. Attributes: ``method``,
+    ``metric``, ``parameters``, ``early_terminate``, ``name``, ``project``, ``entity``, ``run_cap``, ..."""
+    return decode_sweep_config(_context())
 
 
 def sweep_should_stop(step: int, value: float) -> bool:
