@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, overload
 
+from ._agent_trials import plain_function_scope
 from ._config import RESERVED_INIT_KEYWORDS, USER_FIELDS, WANDB_INIT_KEYWORDS, WandbConfig
 from ._init_args import PER_PROCESS_SETTINGS
 from ._lifecycle import InitOptions, track
@@ -149,7 +150,8 @@ def _check_settings(settings: Any, start_timeout: float | None) -> None:
 def _decorate(target: F, options: InitOptions) -> F:
     task, fn = task_and_function(target, "@wandb_init", _MARK)
     if task is None:
-        return wrap_body(fn, lambda: track(options), _MARK)  # type: ignore[return-value]
+        # A plain function may be a wandb.agent objective: its trials log into the runs the sweep server assigns.
+        return wrap_body(fn, lambda: plain_function_scope(options), _MARK)  # type: ignore[return-value]
     distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
     options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
     # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.

@@ -4,6 +4,7 @@ local Flyte runs and real elastic workers, read back from the offline files."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import flyte
 import pytest
-from fake_wandb_server import KEY, FakeWandb, StoredRun, serve
+import wandb
+from fake_wandb_server import KEY, LONG_KEY, FakeWandb, StoredRun, serve
+from readback import offline_runs
 
 import flyteplugins_wandb
 from flyteplugins.wandb import (
@@ -24,7 +27,11 @@ from flyteplugins.wandb import (
     download_wandb_sweep_dirs,
     download_wandb_sweep_logs,
     get_wandb_run,
+    get_wandb_sweep_id,
+    wandb_config,
     wandb_init,
+    wandb_sweep,
+    wandb_sweep_config,
 )
 from flyteplugins_wandb._guards import MissingApiKeyError
 from flyteplugins_wandb._wandb_api import WandbApiAuthError, WandbApiUnreachable, WandbRunNotFound
@@ -221,3 +228,80 @@ def test_the_log_helpers_return_flyte_dirs_of_the_downloads(server: FakeWandb) -
     run_path, sweep_path = flyte.run(logs_as_flyte_dirs).outputs()[0]
     assert json.loads(_read_dir(run_path)["summary.json"])["loss"] == 0.25
     assert "run-a/metrics_history.json" in _read_dir(sweep_path)
+
+
+# --- the user's own sweep agents: wandb.agent over @wandb_init objectives ------------------------------------------
+
+
+# The fake serves the sweep protocol, not runs: the trials log offline (the decorator's mode wins over the context's).
+@wandb_init(mode="offline")
+def objective() -> None:
+    """A plain function, as flyteplugins-wandb users write it for wandb.agent."""
+    run = get_wandb_run()
+    assert run is not None and run is wandb.run
+    x = run.config["x"]
+    run.log({"loss": (x - 1.0) ** 2})
+    if x < 0:
+        raise ValueError(f"x={x} diverged")
+
+
+@wandb_sweep
+@env.task
+async def sweep_agent(agent_id: int, sweep_id: str, count: int) -> int:
+    wandb.agent(sweep_id, function=objective, count=count)
+    return agent_id
+
+
+@wandb_sweep
+@env.task
+async def run_parallel_sweep(total_trials: int, trials_per_agent: int) -> str:
+    sweep_id = get_wandb_sweep_id()
+    assert sweep_id is not None
+    agents = total_trials // trials_per_agent
+    await asyncio.gather(*(sweep_agent(agent_id=i, sweep_id=sweep_id, count=trials_per_agent) for i in range(agents)))
+    return sweep_id
+
+
+@pytest.fixture
+def sweep_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWandb]:
+    """Online against the fake sweep server with a key wandb's own client accepts; the runs log offline."""
+    from wandb.agents.pyagent import Agent
+
+    # wandb's documented knob for tests ("Tests may set to 0"): heartbeats every 0.2 s instead of 5 s.
+    monkeypatch.setattr(Agent, "HEARTBEAT_SLEEP_SECONDS", 0.2)
+    fake = FakeWandb(proposals=[{"x": 0.5}, {"x": 1.5}, {"x": -1.0}, {"x": 2.0}])
+    with serve(fake) as url:
+        monkeypatch.delenv("WANDB_MODE")
+        monkeypatch.setenv("WANDB_BASE_URL", url)
+        monkeypatch.setenv("WANDB_API_KEY", LONG_KEY)
+        yield fake
+
+
+SWEEP_CONTEXT = {
+    **wandb_config(project="agents", entity="team", tags=["compat"], config={"dataset": "toy"}),
+    **wandb_sweep_config(
+        method="random", metric={"name": "loss", "goal": "minimize"}, parameters={"x": {"min": -2.0, "max": 2.0}}
+    ),
+}
+
+
+def test_user_agents_log_each_trial_into_the_run_the_sweep_server_assigned(
+    sweep_server: FakeWandb, wandb_env: Path
+) -> None:
+    run = flyte.with_runcontext(custom_context=SWEEP_CONTEXT).run(
+        run_parallel_sweep, total_trials=4, trials_per_agent=2
+    )
+    assert run.outputs()[0] == "swp00000"
+    # One sweep: the agent tasks joined their driver's sweep instead of creating one each.
+    assert len(sweep_server.sweeps) == 1
+    assert [a["sweep"] for a in sweep_server.agents] == ["swp00000", "swp00000"]
+
+    runs = {r.run_id: r for r in offline_runs(wandb_env)}
+    launched = {entry["run_id"]: entry["params"]["x"] for entry in sweep_server.launched}
+    assert sorted(runs) == sorted(launched) == ["run000", "run001", "run002", "run003"]
+    for run_id, x in launched.items():
+        r = runs[run_id]
+        assert (r.project, r.entity, r.tags) == ("agents", "team", ["compat"])  # the task's W&B settings
+        assert (r.config["x"], r.config["dataset"]) == (x, "toy")  # the server's parameters, and the task's config
+        assert r.metric("loss") == [(x - 1.0) ** 2]
+        assert r.state == ("failed" if x < 0 else "finished")

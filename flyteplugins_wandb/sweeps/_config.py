@@ -51,6 +51,13 @@ _NORMAL_DISTRIBUTIONS: Final = frozenset({"normal", "q_normal", "log_normal", "q
 _PARAMETER_KEYS: Final = ("values", "value", "min", "max", "distribution", "q", "mu", "sigma", "probabilities")
 _METRIC_KEYS: Final = ("name", "goal", "target")
 _EARLY_TERMINATE_KEYS: Final = ("type", "min_iter", "max_iter", "s", "eta", "strict")
+ControllerType = Literal["cloud", "local"]
+CONTROLLER_TYPES: Final[tuple[str, ...]] = get_args(ControllerType)
+# The macros W&B expands in a sweep's command (sweep configuration reference); anything else is passed literally.
+COMMAND_MACROS: Final = (
+    "${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}", "${args_no_boolean_flags}",
+    "${args_json}", "${args_json_file}",
+)  # fmt: skip
 
 
 def _number(path: str, value: object) -> float:
@@ -156,7 +163,12 @@ def _check_early_terminate(spec: object) -> None:
 @dataclass(frozen=True)
 class SweepConfig:
     """A validated W&B sweep configuration (method, metric, parameters, early termination, name/project/entity,
-    run cap). Construction raises a ValueError/TypeError naming the field path, the bad value and the choices."""
+    run cap, and W&B's other keys: description, program, command, controller). Construction raises a
+    ValueError/TypeError naming the field path, the bad value and the choices.
+
+    ``prior_runs`` (run ids) is not part of W&B's configuration but of the sweep's creation, as in
+    ``wandb.sweep(..., prior_runs=...)``: those existing runs are attached to the sweep the server creates.
+    """
 
     method: str
     parameters: Mapping[str, Mapping[str, Any]]
@@ -166,10 +178,33 @@ class SweepConfig:
     project: str | None = None
     entity: str | None = None
     run_cap: int | None = None
+    description: str | None = None
+    program: str | None = None
+    command: tuple[str, ...] | list[str] | None = None
+    controller: Mapping[str, Any] | None = None
+    prior_runs: tuple[str, ...] | list[str] | None = None
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, SWEEP_METHODS)
-        for key in ("name", "project", "entity"):
+        for key in ("command", "prior_runs"):
+            items = getattr(self, key)
+            if items is None:
+                continue
+            if (
+                isinstance(items, str)
+                or not isinstance(items, list | tuple)
+                or not all(isinstance(i, str) and i for i in items)
+            ):
+                raise TypeError(f"{key} must be a list of non-empty str, got {items!r}")
+            if not items:
+                raise ValueError(f"{key} must not be empty, got {items!r}")
+        for word in self.command or ():
+            if word.startswith("${") and word not in COMMAND_MACROS and not word.startswith("${envvar:"):
+                raise ValueError(f"command: unknown macro {word!r}; W&B's macros: {', '.join(COMMAND_MACROS)}")
+        if self.controller is not None:
+            controller = _check_keys("controller", self.controller, ("type",))
+            check_choice("controller.type", controller.get("type"), CONTROLLER_TYPES)
+        for key in ("name", "project", "entity", "description", "program"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{key} must be a str, got {type(value).__name__} {value!r}")
@@ -216,10 +251,14 @@ class SweepConfig:
 
     def _structured(self) -> dict[str, Any]:
         out: dict[str, Any] = {"parameters": {k: dict(v) for k, v in self.parameters.items()}}
-        for key in ("metric", "early_terminate"):
+        for key in ("metric", "early_terminate", "controller"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = dict(value)
+        for key in ("command", "prior_runs"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value)
         return out
 
     @property
@@ -228,12 +267,13 @@ class SweepConfig:
         return str((self.metric or {}).get("goal", "minimize"))
 
     def to_wandb(self) -> dict[str, Any]:
-        """The dict that ``wandb.sweep(sweep=...)`` takes; unset fields are left out."""
+        """The dict that ``wandb.sweep(sweep=...)`` takes; unset fields are left out (and ``prior_runs``, which is
+        an argument of the sweep's creation, not of its configuration)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = json.loads(json.dumps(value)) if isinstance(value, Mapping) else value
+            if value is not None and f.name != "prior_runs":
+                out[f.name] = json.loads(json.dumps(value)) if isinstance(value, Mapping | list) else value
         return out
 
     def to_context(self) -> dict[str, str]:
@@ -247,7 +287,7 @@ class SweepConfig:
 
 
 _FIELD_NAMES: Final = tuple(f.name for f in fields(SweepConfig))
-_STRINGS: Final = frozenset({"method", "name", "project", "entity"})
+_STRINGS: Final = frozenset({"method", "name", "project", "entity", "description", "program"})
 
 
 def decode_sweep_config(context: Mapping[str, str] | None) -> SweepConfig | None:
@@ -294,13 +334,21 @@ def wandb_sweep_config(
     project: str | None = None,
     entity: str | None = None,
     run_cap: int | None = None,
+    description: str | None = None,
+    program: str | None = None,
+    command: list[str] | tuple[str, ...] | None = None,
+    controller: Mapping[str, Any] | None = None,
+    prior_runs: list[str] | tuple[str, ...] | None = None,
 ) -> SweepContext:
     """A W&B sweep configuration, validated here (before anything launches), as run-context entries.
 
     ``method`` is grid/random/bayes; ``metric`` ``{name, goal}`` is required for bayes and early termination;
     each parameter is ``{values: [...]}``, ``{value: x}`` or ``{min, max}`` with an optional W&B
     ``distribution``; grid takes finite parameters only; ``early_terminate`` is hyperband with ``min_iter``
-    (or ``max_iter`` and ``s``) and ``eta`` (default 3). ``.config.to_wandb()`` is what W&B's sweep API takes.
+    (or ``max_iter`` and ``s``) and ``eta`` (default 3). W&B's other keys (``description``, ``program``,
+    ``command`` with its ``${...}`` macros, ``controller``) are checked where W&B defines them and passed on;
+    ``prior_runs`` attaches existing runs to the sweep when it is created on the server. ``.config.to_wandb()`` is
+    what W&B's sweep API takes.
     """
     return SweepContext(
         SweepConfig(
@@ -312,5 +360,10 @@ def wandb_sweep_config(
             project=project,
             entity=entity,
             run_cap=run_cap,
+            description=description,
+            program=program,
+            command=command,
+            controller=controller,
+            prior_runs=prior_runs,
         )
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from .. import _keys as keys
+from .._agent_trials import task_settings_for_agents
 from .._config import WandbConfig, decode_config
 from .._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key, wandb_base_url
 from .._options import check_seconds
@@ -125,15 +128,38 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
     mode = resolve(WandbConfig(), run_cfg, environ).wandb_mode
     action = tctx.action
     entries = config.to_context()
-    home = _create_online(config, run_cfg, options, action.name, environ) if mode == "online" else None
+    home = _joined(context, options, config, action.name)
+    if home is None and mode == "online":
+        home = _create_online(config, run_cfg, options, action.name, environ)
     if home is None:
         home = SweepHome(action.name, offline_sweep_id(action.run_name or "local", action.name), online=False)
         if mode == "online":
             entries.update(FORCE_OFFLINE)  # the trials could not reach the server either
         logger.info("sweep %s runs offline, on the local engine", home.sweep_id)
     entries.update({keys.SWEEP_ID_KEY: home.sweep_id, keys.SWEEP_HOME_KEY: home.to_json()})
-    with flyte.custom_context(**entries):
+    # wandb.agent runs the user's objective in threads that cannot see this task's context: leave them its settings,
+    # with the project and entity the sweep lives in (the server files its runs there).
+    for_agents = dataclasses.replace(
+        run_cfg, project=home.project or run_cfg.project, entity=home.entity or run_cfg.entity
+    )
+    with flyte.custom_context(**entries), task_settings_for_agents(for_agents, home.sweep_id):
         yield home
+
+
+def _joined(context: Mapping[str, str], options: SweepOptions, config: SweepConfig, action: str) -> SweepHome | None:
+    """The sweep of the ``@wandb_sweep`` driver that launched this task, which an agent task joins: one sweep for
+    the driver and all its agents. A task given a different configuration of its own opens a sweep of its own."""
+    raw = context.get(keys.SWEEP_HOME_KEY)
+    if not raw or (options.config is not None and options.config != decode_sweep_config(context)):
+        return None
+    try:
+        home = SweepHome(**json.loads(raw))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"run-context key {keys.SWEEP_HOME_KEY!r} is malformed: {raw!r} ({e})") from None
+    if home.action == action:  # this very action, rerun: its sweep is opened again
+        return None
+    logger.info("sweep %s: task %s joins the sweep of its driver (%s)", home.sweep_id, action, home.action)
+    return dataclasses.replace(home, action=action)
 
 
 def _create_online(

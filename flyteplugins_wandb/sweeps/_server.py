@@ -33,9 +33,9 @@ _AGENT: Final = "flyteplugins-wandb"
 _VIEWER: Final = "query Viewer { viewer { id entity } }"
 _UPSERT_SWEEP: Final = """
 mutation UpsertSweep($config: String, $description: String, $entityName: String, $projectName: String,
-                     $displayName: String) {
+                     $displayName: String, $priorRunsFilters: JSONString) {
   upsertSweep(input: {config: $config, description: $description, entityName: $entityName,
-                      projectName: $projectName, displayName: $displayName}) {
+                      projectName: $projectName, displayName: $displayName, priorRunsFilters: $priorRunsFilters}) {
     sweep { name project { name entity { name } } }
     configValidationWarnings
   }
@@ -152,6 +152,10 @@ class SweepServer:
                 "entityName": entity,
                 "projectName": project,
                 "displayName": spec.get("name"),
+                # As wandb.sweep(prior_runs=...) sends them: existing runs the server attaches to the new sweep.
+                "priorRunsFilters": (
+                    json.dumps({"$or": [{"name": r} for r in config.prior_runs]}) if config.prior_runs else None
+                ),
             },
         )
         try:
