@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import compat_elastic_tasks as seed_tasks
 import flyte
 import pytest
 import wandb
@@ -22,11 +24,16 @@ from readback import offline_runs
 
 import flyteplugins_wandb
 from flyteplugins.wandb import (
+    Wandb,
+    WandbSweep,
     download_wandb_run_dir,
     download_wandb_run_logs,
     download_wandb_sweep_dirs,
     download_wandb_sweep_logs,
+    get_wandb_context,
     get_wandb_run,
+    get_wandb_run_dir,
+    get_wandb_sweep_context,
     get_wandb_sweep_id,
     wandb_config,
     wandb_init,
@@ -35,6 +42,7 @@ from flyteplugins.wandb import (
 )
 from flyteplugins_wandb._guards import MissingApiKeyError
 from flyteplugins_wandb._wandb_api import WandbApiAuthError, WandbApiUnreachable, WandbRunNotFound
+from flyteplugins_wandb.local import run_elastic_locally
 
 ROOT = Path(__file__).resolve().parent.parent
 env = flyte.TaskEnvironment(name="compat")
@@ -305,3 +313,215 @@ def test_user_agents_log_each_trial_into_the_run_the_sweep_server_assigned(
         assert (r.config["x"], r.config["dataset"]) == (x, "toy")  # the server's parameters, and the task's config
         assert r.metric("loss") == [(x - 1.0) ** 2]
         assert r.state == ("failed" if x < 0 else "finished")
+
+
+# --- the context getters, an undecorated child, a trace ------------------------------------------------------------
+
+
+@env.task
+async def undecorated_child() -> str:
+    # No @wandb_init here: no run, in local mode too; the settings are those the child received.
+    context = get_wandb_context()
+    return json.dumps(
+        {"run": get_wandb_run() is not None, "run_dir": get_wandb_run_dir(), "project": context and context.project}
+    )
+
+
+@flyte.trace
+async def traced_step() -> str | None:
+    run = get_wandb_run()
+    return None if run is None else run.id
+
+
+@wandb_init(tags=["decorated"], config={"lr": 0.1})
+@env.task
+async def decorated_parent() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    context = get_wandb_context()
+    assert context is not None
+    return json.dumps(
+        {
+            "run_id": run.id,
+            "traced": await traced_step(),
+            "context": [context.project, context.entity, list(context.tags or ()), dict(context.config or {})],
+            "layout": [context.run_mode, context.rank_scope],
+            "run_dir": get_wandb_run_dir(),
+            "child": json.loads(await undecorated_child()),
+            "sweep_context": get_wandb_sweep_context() is None,
+        }
+    )
+
+
+def test_the_context_getters_the_undecorated_child_and_a_trace(wandb_env: Path) -> None:
+    context = wandb_config(project="ctx", entity="team", tags=["from-context"], config={"lr": 1.0, "seed": 7})
+    out = json.loads(flyte.with_runcontext(custom_context=context).run(decorated_parent).outputs()[0])
+    # The decorator's settings over the run context's, field by field (mappings key by key).
+    assert out["context"] == ["ctx", "team", ["decorated"], {"lr": 0.1, "seed": 7}]
+    assert out["layout"] == [None, None]  # not set anywhere: the defaults apply
+    assert out["traced"] == out["run_id"]  # a trace sees its task's run
+    [written] = offline_runs(wandb_env)
+    assert out["run_dir"] == str(Path(written.path).parent / "files")
+    assert out["child"] == {"run": False, "run_dir": None, "project": "ctx"}
+    assert out["sweep_context"] is True
+
+
+def test_the_getters_outside_a_task_return_none() -> None:
+    assert (get_wandb_context(), get_wandb_sweep_context(), get_wandb_run_dir(), get_wandb_run()) == (None,) * 4
+
+
+# --- hand-made links, for tasks that call wandb.init themselves -----------------------------------------------------
+
+LAUNCH = dict(project="fp", domain="development", parent_action_name="a0", pod_name="pod")
+
+
+@env.task(links=[Wandb(project="own", entity="team", host="https://wandb.example.com", id="fixed-run", name="Run")])
+async def own_init_with_id() -> str:
+    run = wandb.init(project="own", entity="team", id="fixed-run", reinit="create_new")
+    run.log({"loss": 1.0})
+    run.finish()
+    return str(run.id)
+
+
+@env.task(links=[Wandb(project="own", entity="team", run_mode="new", rank_scope="global")])
+async def own_init_layout_id() -> str:
+    tctx = flyte.ctx()
+    assert tctx is not None
+    run = wandb.init(project="own", id=f"{tctx.action.run_name}-{tctx.action.name}", reinit="create_new")
+    run.finish()
+    return str(run.id)
+
+
+@env.task(links=[WandbSweep(project="sp", entity="team", id="abc123", name="Sweep")])
+async def own_sweep() -> None: ...
+
+
+def test_a_hand_made_link_with_an_id_names_the_run_the_task_opened(wandb_env: Path) -> None:
+    [link] = own_init_with_id.links
+    run = flyte.run(own_init_with_id)
+    url = link.get_link(run_name=run.name, context={}, action_name="a1", **LAUNCH)
+    assert (link.name, url) == ("Run", "https://wandb.example.com/team/own/runs/fixed-run")
+    [written] = offline_runs(wandb_env)
+    assert url.endswith(f"/runs/{written.run_id}") and run.outputs()[0] == written.run_id
+
+
+def test_a_hand_made_link_without_an_id_names_the_layouts_run(wandb_env: Path) -> None:
+    [link] = own_init_layout_id.links
+    run = flyte.run(own_init_layout_id)
+    [written] = offline_runs(wandb_env)
+    run_name, _, action = written.run_id.rpartition("-")
+    assert link.get_link(run_name=run_name, context={}, action_name=action, **LAUNCH) == (
+        f"https://wandb.ai/team/own/runs/{written.run_id}"
+    )
+    assert run.outputs()[0] == written.run_id
+
+
+def test_a_hand_made_sweep_link_with_an_id_opens_that_sweep() -> None:
+    [link] = own_sweep.links
+    url = link.get_link(run_name="r", context={}, action_name="a1", **LAUNCH)
+    assert (link.name, url) == ("Sweep", "https://wandb.ai/team/sp/sweeps/abc123")
+
+
+def test_a_hand_made_link_refuses_an_unknown_run_mode() -> None:
+    with pytest.raises(ValueError, match=r"run_mode must be one of \('auto', 'new', 'shared'\), got 'shard'"):
+        Wandb(project="p", run_mode="shard")
+
+
+# --- W&B's other sweep keys reach the server -------------------------------------------------------------------------
+
+
+@wandb_sweep(
+    config=wandb_sweep_config(
+        method="random",
+        parameters={"x": {"min": 0.0, "max": 1.0}},
+        description="compat sweep",
+        program="train.py",
+        command=["${env}", "python", "${program}", "${args}"],
+        prior_runs=["old-1", "old-2"],
+    )
+)
+@env.task
+async def described_sweep() -> str:
+    sweep = get_wandb_sweep_context()
+    assert sweep is not None
+    return json.dumps([get_wandb_sweep_id(), sweep.description, sweep.program])
+
+
+def test_the_other_sweep_keys_and_prior_runs_are_passed_to_the_server(sweep_server: FakeWandb) -> None:
+    out = json.loads(flyte.run(described_sweep).outputs()[0])
+    assert out == ["swp00000", "compat sweep", "train.py"]
+    [created] = sweep_server.sweeps
+    assert created["parsed"]["description"] == "compat sweep"
+    assert created["parsed"]["command"] == ["${env}", "python", "${program}", "${args}"]
+    assert "prior_runs" not in created["parsed"]
+    assert json.loads(created["priorRunsFilters"]) == {"$or": [{"name": "old-1"}, {"name": "old-2"}]}
+
+
+def test_a_sweep_command_with_an_unknown_macro_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"command: unknown macro '\$\{arg\}'"):
+        wandb_sweep_config(method="random", parameters={"x": {"min": 0.0, "max": 1.0}}, command=["${arg}"])
+
+
+# --- the seed page's distributed examples, on real elastic workers ------------------------------------------------
+
+SEED_CONTEXT = wandb_config(project="multi-node-training", tags=["distributed", "multi-node"])
+
+
+def _elastic(task: Any, tmp_path: Path, **inputs: Any) -> tuple[Any, dict[int, dict[str, Any]]]:
+    out_dir = tmp_path / "facts"
+    out_dir.mkdir()
+    result = run_elastic_locally(
+        task, custom_context=SEED_CONTEXT, run_name="seed", action_name="a1", out_dir=str(out_dir), **inputs
+    )
+    return result, seed_tasks.read_facts(out_dir)
+
+
+def _info(rank: int, nodes: int) -> dict[str, int]:
+    return {
+        "rank": rank,
+        "local_rank": rank % 2,
+        "world_size": 2 * nodes,
+        "local_world_size": 2,
+        "worker_index": rank // 2,
+        "num_workers": nodes,
+    }
+
+
+@pytest.mark.elastic
+def test_seed_single_node_auto_logs_from_rank_0_only(tmp_path: Path, wandb_env: Path) -> None:
+    result, facts = _elastic(seed_tasks.train_single_node, tmp_path)
+    assert [facts[r]["info"] for r in (0, 1)] == [_info(0, 1), _info(1, 1)]
+    assert [facts[r]["run_id"] for r in (0, 1)] == ["seed-a1", None]
+    assert [facts[r]["project"] for r in (0, 1)] == ["multi-node-training"] * 2
+    assert facts[1]["run_dir"] is None and Path(facts[0]["run_dir"]).is_dir()
+    [run] = offline_runs(wandb_env)
+    assert (run.run_id, run.project, run.tags) == ("seed-a1", "multi-node-training", ["distributed", "multi-node"])
+    assert run.metric("loss") == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert result.output == pytest.approx(1 / 3)
+
+
+@pytest.mark.elastic
+def test_seed_single_node_shared_gives_every_rank_the_one_run(tmp_path: Path, wandb_env: Path) -> None:
+    _, facts = _elastic(seed_tasks.train_with_per_gpu_metrics, tmp_path)
+    assert [facts[r]["run_id"] for r in (0, 1)] == ["seed-a1", "seed-a1"]
+    writers = offline_runs(wandb_env)
+    assert sorted(r.run_id for r in writers) == ["seed-a1", "seed-a1"]
+    assert sorted(r.metric("throughput_samples_per_sec")[0] for r in writers) == [100.0, 200.0]
+
+
+@pytest.mark.elastic
+def test_seed_multi_node_global_ddp_gives_one_run(tmp_path: Path, wandb_env: Path) -> None:
+    result, facts = _elastic(seed_tasks.train_multi_node, tmp_path, epochs=2, batch_size=8)
+    assert [facts[r]["info"] for r in range(4)] == [_info(r, 2) for r in range(4)]
+    assert [facts[r]["run_id"] for r in range(4)] == ["seed-a1", None, None, None]
+    [run] = offline_runs(wandb_env)
+    assert run.run_id == "seed-a1" and run.metric("train/epoch_complete") == [0, 1]
+    assert [name for name, _ in result.links] == ["Weights & Biases"]
+
+
+@pytest.mark.elastic
+def test_seed_multi_node_worker_scope_gives_one_run_per_node(tmp_path: Path, wandb_env: Path) -> None:
+    result, facts = _elastic(seed_tasks.train_per_worker, tmp_path, epochs=2, batch_size=4)
+    assert [facts[r]["run_id"] for r in range(4)] == ["seed-a1-worker-0", None, "seed-a1-worker-1", None]
+    assert sorted(r.run_id for r in offline_runs(wandb_env)) == ["seed-a1-worker-0", "seed-a1-worker-1"]
+    assert [name for name, _ in result.links] == ["Weights & Biases (worker 0)", "Weights & Biases (worker 1)"]
