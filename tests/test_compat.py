@@ -333,7 +333,7 @@ async def traced_step() -> str | None:
     return None if run is None else run.id
 
 
-@wandb_init(tags=["decorated"], config={"lr": 0.1})
+@wandb_init(tags=["decorated"], config={"lr": 0.1}, rank_scope="worker")
 @env.task
 async def decorated_parent() -> str:
     run = get_wandb_run()
@@ -358,7 +358,7 @@ def test_the_context_getters_the_undecorated_child_and_a_trace(wandb_env: Path) 
     out = json.loads(flyte.with_runcontext(custom_context=context).run(decorated_parent).outputs()[0])
     # The decorator's settings over the run context's, field by field (mappings key by key).
     assert out["context"] == ["ctx", "team", ["decorated"], {"lr": 0.1, "seed": 7}]
-    assert out["layout"] == [None, None]  # not set anywhere: the defaults apply
+    assert out["layout"] == [None, "worker"]  # the decorator's; run_mode is set nowhere (the default applies)
     assert out["traced"] == out["run_id"]  # a trace sees its task's run
     [written] = offline_runs(wandb_env)
     assert out["run_dir"] == str(Path(written.path).parent / "files")
