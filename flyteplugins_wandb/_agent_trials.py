@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _keys as keys
 from ._config import WandbConfig
 from ._current import current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying
@@ -72,7 +73,7 @@ def _settings_for(sweep_id: str | None) -> WandbConfig:
 
 def in_agent_trial(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether this process is running a ``wandb.agent`` trial now (the agent set the trial's run and sweep)."""
-    return bool(environ.get("WANDB_SWEEP_ID") and environ.get("WANDB_RUN_ID"))
+    return bool(environ.get(keys.WANDB_SWEEP_ID) and environ.get(keys.WANDB_RUN_ID))
 
 
 @contextmanager
@@ -88,7 +89,7 @@ def agent_trial(
 ) -> Iterator[Run | None]:
     """Open the trial's run (the id and parameters wandb.agent assigned, the task's settings under the decorator's)
     for the duration of the function; a function that raises finishes it as failed and the exception propagates."""
-    sweep_id, run_id = environ.get("WANDB_SWEEP_ID"), environ.get("WANDB_RUN_ID")
+    sweep_id, run_id = environ.get(keys.WANDB_SWEEP_ID), environ.get(keys.WANDB_RUN_ID)
     # A trial is one run of its own: the task's run-describing fields (name, group...) do not apply to it.
     resolved = resolve(decorator, _settings_for(sweep_id).inheritable(), environ)
     run = None

@@ -35,6 +35,9 @@ WANDB_JOB_TYPE: Final = "WANDB_JOB_TYPE"
 WANDB_DIR: Final = "WANDB_DIR"
 WANDB_INIT_TIMEOUT: Final = "WANDB_INIT_TIMEOUT"
 NETRC: Final = "NETRC"
+WANDB_SWEEP_ID: Final = "WANDB_SWEEP_ID"
+"""Set by ``wandb.agent`` while it runs a trial, with WANDB_RUN_ID: the trial's sweep and run."""
+WANDB_RUN_ID: Final = "WANDB_RUN_ID"
 
 # The distributed launcher's (torchrun / torch elastic) environment of each worker.
 RANK: Final = "RANK"
