@@ -13,6 +13,7 @@ from ._options import RankScope, RunMode
 from ._plan import LayoutError, ParentRun, RunPlan, SharedWriter, plan
 from ._reduce import log_reduced
 from ._topology import DistributedInfo, TopologyError, get_distributed_info
+from ._wandb_api import WandbApiAuthError, WandbApiError, WandbApiUnreachable, WandbRunNotFound
 from .sweeps import (
     AgentPolicy,
     SweepConfig,
@@ -52,8 +53,12 @@ __all__ = [
     "TopologyError",
     "Trial",
     "Wandb",
+    "WandbApiAuthError",
+    "WandbApiError",
+    "WandbApiUnreachable",
     "WandbConfig",
     "WandbContext",
+    "WandbRunNotFound",
     "WandbSweep",
     "download_wandb_run_dir",
     "download_wandb_run_logs",

@@ -126,51 +126,59 @@ class WandbApi:
             )
         return cls(base_url, key, timeout=timeout)
 
-    def _open(self, request: urllib.request.Request, what: str) -> bytes:
+    def _open(self, request: urllib.request.Request, what: str, timeout: float | None = None) -> bytes:
+        """The body of the answer to ``request``, within ``timeout`` (else the client's) seconds per network
+        operation; every failure is one of this module's errors, naming the server and ``what`` was asked."""
         request.add_header("Authorization", self._auth)
         request.add_header("User-Agent", _AGENT)
+        limit = self.timeout if timeout is None else timeout
+        why = f" ({what})" if what else ""
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=limit) as response:
                 return bytes(response.read())
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
                 raise WandbApiAuthError(
-                    f"{self.base_url} refused the W&B API key (HTTP {e.code}) {what}; check WANDB_API_KEY"
+                    f"{self.base_url} refused the W&B API key (HTTP {e.code}){why}; check WANDB_API_KEY"
                 ) from None
             if e.code == 404:
-                raise WandbRunNotFound(f"{self.base_url} has nothing at {request.full_url} ({what})") from None
+                raise WandbRunNotFound(
+                    f"{self.base_url} answered HTTP 404: nothing at {request.full_url}{why}"
+                ) from None
             if e.code >= 500 or e.code == 429:
-                raise WandbApiUnreachable(f"{self.base_url} answered HTTP {e.code} {what}") from None
-            raise WandbApiError(f"{self.base_url} answered HTTP {e.code} {what}: {_text(e.read())}") from None
+                raise WandbApiUnreachable(f"{self.base_url} answered HTTP {e.code}{why}") from None
+            raise WandbApiError(f"{self.base_url} answered HTTP {e.code}{why}: {_text(e.read())}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise WandbApiUnreachable(
-                f"no answer from {self.base_url} within {self.timeout:g}s {what} ({reason})"
-            ) from None
+            raise WandbApiUnreachable(f"no answer from {self.base_url} within {limit:g}s{why} ({reason})") from None
 
-    def _call(self, query: str, variables: Mapping[str, Any], what: str) -> dict[str, Any]:
+    def _call(
+        self, query: str, variables: Mapping[str, Any], what: str = "", timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The ``data`` of a GraphQL call; an error the server reports is raised with its message."""
         body = json.dumps({"query": query, "variables": dict(variables)}).encode()
         request = urllib.request.Request(
             f"{self.base_url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
-        raw = self._open(request, what)
+        raw = self._open(request, what, timeout)
+        why = f" ({what})" if what else ""
         try:
             reply = json.loads(raw)
         except json.JSONDecodeError:
-            raise WandbApiError(f"{self.base_url} sent a reply that is not JSON {what}: {_text(raw)}") from None
+            raise WandbApiError(f"{self.base_url} sent a reply that is not JSON{why}: {_text(raw)}") from None
         if not isinstance(reply, dict):
-            raise WandbApiError(f"{self.base_url} sent an unexpected reply {what}: {_text(raw)}")
+            raise WandbApiError(f"{self.base_url} sent an unexpected reply{why}: {_text(raw)}")
         if reply.get("errors"):
             messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in reply["errors"])
-            raise WandbApiError(f"{self.base_url} reported {what}: {messages}")
+            raise WandbApiError(f"{self.base_url} reported: {messages}{why}")
         data = reply.get("data")
         if not isinstance(data, dict):
-            raise WandbApiError(f"{self.base_url} sent no data {what}: {_text(raw)}")
+            raise WandbApiError(f"{self.base_url} sent no data{why}: {_text(raw)}")
         return data
 
-    def default_entity(self) -> str | None:
-        """The entity the key belongs to by default."""
-        viewer = self._call(_VIEWER, {}, "asking who the key belongs to").get("viewer")
+    def default_entity(self, timeout: float | None = None) -> str | None:
+        """The entity the key belongs to by default (within ``timeout`` seconds, else the client's)."""
+        viewer = self._call(_VIEWER, {}, "asking who the key belongs to", timeout).get("viewer")
         if not isinstance(viewer, dict):
             raise WandbApiAuthError(f"{self.base_url} knows no user for the W&B API key; check WANDB_API_KEY")
         return str(viewer["entity"]) if viewer.get("entity") else None

@@ -40,8 +40,8 @@ from flyteplugins.wandb import (
     wandb_sweep,
     wandb_sweep_config,
 )
+from flyteplugins_wandb import WandbApiAuthError, WandbApiUnreachable, WandbRunNotFound
 from flyteplugins_wandb._guards import MissingApiKeyError
-from flyteplugins_wandb._wandb_api import WandbApiAuthError, WandbApiUnreachable, WandbRunNotFound
 from flyteplugins_wandb.local import run_elastic_locally
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,16 +8,13 @@ sweep goes on without it. The queries are those W&B's agent sends (``upsertSweep
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from .._options import check_seconds
+from .._wandb_api import WandbApi, WandbApiAuthError, WandbApiError, WandbApiUnreachable
 from ._config import SweepConfig
 
 __all__ = [
@@ -29,8 +26,6 @@ __all__ = [
     "sweep_url",
 ]
 
-_AGENT: Final = "flyteplugins-wandb"
-_VIEWER: Final = "query Viewer { viewer { id entity } }"
 _UPSERT_SWEEP: Final = """
 mutation UpsertSweep($config: String, $description: String, $entityName: String, $projectName: String,
                      $displayName: String, $priorRunsFilters: JSONString) {
@@ -55,16 +50,10 @@ mutation Heartbeat($id: ID!, $metrics: JSONString, $runState: JSONString) {
 }"""
 
 
-class SweepServerError(RuntimeError):
-    """The W&B server answered, but not with what the sweep needs (an error it reported, or a malformed reply)."""
-
-
-class SweepServerUnreachable(SweepServerError):
-    """No answer within the timeout: refused, unresolvable, timed out, or a server-side (5xx) failure."""
-
-
-class SweepServerAuthError(SweepServerError):
-    """The server refused the API key (HTTP 401/403)."""
+# The sweep client is a W&B API client: the same transport, bounds and errors, under the names sweeps raise.
+SweepServerError = WandbApiError
+SweepServerUnreachable = WandbApiUnreachable
+SweepServerAuthError = WandbApiAuthError
 
 
 @dataclass(frozen=True)
@@ -83,61 +72,14 @@ def sweep_url(host: str, entity: str, project: str, sweep_id: str | None = None)
     return page if sweep_id is None else f"{page}/{quote(sweep_id)}"
 
 
-class SweepServer:
-    """A client of one W&B server's GraphQL endpoint. Every call returns or raises within ``timeout`` seconds
-    per network operation; nothing is retried here (the agent loop decides what a failure means)."""
-
-    def __init__(self, base_url: str, key: str, *, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = check_seconds("timeout", timeout)
-        self._auth = "Basic " + base64.b64encode(f"api:{key}".encode()).decode()
-
-    def _call(self, query: str, variables: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": dict(variables)}).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/graphql",
-            data=body,
-            headers={"Content-Type": "application/json", "Authorization": self._auth, "User-Agent": _AGENT},
-            method="POST",
-        )
-        limit = self.timeout if timeout is None else timeout
-        try:
-            with urllib.request.urlopen(request, timeout=limit) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as e:
-            if e.code in (401, 403):
-                raise SweepServerAuthError(
-                    f"{self.base_url} refused the W&B API key (HTTP {e.code}); check WANDB_API_KEY"
-                ) from None
-            if e.code >= 500 or e.code == 429:
-                raise SweepServerUnreachable(f"{self.base_url} answered HTTP {e.code}") from None
-            raise SweepServerError(f"{self.base_url} answered HTTP {e.code}: {_text(e.read())}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise SweepServerUnreachable(f"no answer from {self.base_url} within {limit:g}s ({reason})") from None
-        try:
-            reply = json.loads(raw)
-        except json.JSONDecodeError:
-            raise SweepServerError(f"{self.base_url} sent a reply that is not JSON: {_text(raw)}") from None
-        if not isinstance(reply, dict):
-            raise SweepServerError(f"{self.base_url} sent an unexpected reply: {_text(raw)}")
-        if reply.get("errors"):
-            messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in reply["errors"])
-            raise SweepServerError(f"{self.base_url} reported: {messages}")
-        data = reply.get("data")
-        if not isinstance(data, dict):
-            raise SweepServerError(f"{self.base_url} sent no data: {_text(raw)}")
-        return data
+class SweepServer(WandbApi):
+    """A client of one W&B server's sweep API. Every call returns or raises within ``timeout`` seconds per
+    network operation; nothing is retried here (the agent loop decides what a failure means)."""
 
     def probe(self, timeout: float) -> str | None:
         """Check, within ``timeout`` seconds, that the server answers and accepts the key; the key's default
         entity. Raises :class:`SweepServerUnreachable` or :class:`SweepServerAuthError` otherwise."""
-        data = self._call(_VIEWER, {}, timeout=timeout)
-        viewer = data.get("viewer")
-        if not isinstance(viewer, dict):
-            raise SweepServerAuthError(f"{self.base_url} knows no user for the W&B API key; check WANDB_API_KEY")
-        entity = viewer.get("entity")
-        return str(entity) if entity else None
+        return self.default_entity(timeout)
 
     def create_sweep(self, config: SweepConfig, *, entity: str | None, project: str | None) -> CreatedSweep:
         """Create the sweep; the server validates the configuration too and names the sweep."""
@@ -196,8 +138,3 @@ class SweepServer:
         if not isinstance(commands, list) or not all(isinstance(c, dict) for c in commands):
             raise SweepServerError(f"{self.base_url} sent malformed commands: {commands!r}")
         return commands
-
-
-def _text(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    return text if len(text) <= 300 else text[:300] + "..."
