@@ -95,6 +95,8 @@ class WandbConfig:
     """Set by ``run_sweep``: the run id a W&B sweep server assigned to this trial (its id base)."""
     trial_sweep_id: str | None = _setting(user=False)
     """Set by ``run_sweep``: the server sweep this trial's run reports to (``wandb.Settings(sweep_id=...)``)."""
+    report: bool | None = _setting(inherited=True)
+    """Give each decorated task a "Weights & Biases" Flyte report tab (runs table and metric charts)."""
 
     def inheritable(self) -> WandbConfig:
         """What a task's children inherit: the fields marked ``inherited``. A layout given in the run context
@@ -122,6 +124,9 @@ class WandbConfig:
                     raise TypeError(f"{f.name} must be a mapping with str keys, got {value!r}")
                 _check_json(f.name, dict(value))
                 object.__setattr__(self, f.name, dict(value))
+            elif f.name == "report":
+                if not isinstance(value, bool):
+                    raise TypeError(f"report must be a bool, got {type(value).__name__} {value!r}")
             elif not isinstance(value, str):
                 raise TypeError(f"{f.name} must be a str, got {type(value).__name__} {value!r}")
         for f in fields(self):
@@ -190,7 +195,7 @@ def cleared(*names: str) -> dict[str, str]:
 
 
 _MAPPINGS: Final = frozenset({"config", "init_kwargs"})
-_STRUCTURED: Final = _MAPPINGS | {"tags"}
+_STRUCTURED: Final = _MAPPINGS | {"tags", "report"}
 
 
 def decode_config(context: Mapping[str, str] | None) -> WandbConfig:
@@ -260,12 +265,14 @@ def wandb_config(
     dir: str | None = None,
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
+    report: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbContext:
     """W&B settings for a whole Flyte run: ``flyte.with_runcontext(custom_context=wandb_config(...)).run(...)``.
 
     Every decorated task of the run reads them; arguments of ``@wandb_init`` take precedence over them, and they
     take precedence over ``WANDB_*`` environment variables. Bad values raise here, before anything is launched.
+    ``report=True`` gives every decorated task of the run a "Weights & Biases" report tab (see ``wandb_init``).
     """
     return WandbContext(
         WandbConfig(
@@ -282,6 +289,7 @@ def wandb_config(
             dir=dir,
             run_mode=run_mode,
             rank_scope=rank_scope,
+            report=report,
             init_kwargs=init_kwargs or None,
         )
     )

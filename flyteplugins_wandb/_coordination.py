@@ -16,12 +16,30 @@ from typing import Any, Final
 
 from . import _keys as keys
 
-__all__ = ["WriterRendezvous"]
+__all__ = ["WriterRendezvous", "agent_store"]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
 _READY: Final = b"ready"
 _FAILED: Final = b"failed"
+
+
+def agent_store(environ: Mapping[str, str], timeout: float, without: str) -> Any | None:
+    """A client of the torch elastic agent's TCPStore, or None (with a warning ending in ``without``: what happens
+    instead) where there is none to reach."""
+    addr, port = environ.get(keys.MASTER_ADDR), environ.get(keys.MASTER_PORT)
+    if environ.get(keys.TORCHELASTIC_USE_AGENT_STORE) != "True" or not addr or not port:
+        # Without the agent's store, MASTER_PORT is where rank 0 hosts a store only once the user's code calls
+        # init_process_group: connecting now would block until the timeout.
+        logger.warning("no torch elastic agent store: %s", without)
+        return None
+    try:
+        from torch.distributed import TCPStore  # type: ignore[attr-defined]
+
+        return TCPStore(addr, int(port), is_master=False, timeout=timedelta(seconds=timeout))
+    except (ImportError, RuntimeError, ValueError) as e:
+        logger.warning("cannot reach the elastic store at %s:%s (%s): %s", addr, port, e, without)
+        return None
 
 
 class WriterRendezvous:
@@ -36,20 +54,8 @@ class WriterRendezvous:
         cls, environ: Mapping[str, str], run_id: str, restart_count: int, timeout: float
     ) -> WriterRendezvous | None:
         """Connect to the agent's store, or return None (with a warning) where there is none to reach."""
-        addr, port = environ.get(keys.MASTER_ADDR), environ.get(keys.MASTER_PORT)
-        if environ.get(keys.TORCHELASTIC_USE_AGENT_STORE) != "True" or not addr or not port:
-            # Without the agent's store, MASTER_PORT is where rank 0 hosts a store only once the user's code calls
-            # init_process_group: connecting now would block until the timeout.
-            logger.warning("no torch elastic agent store: shared-mode writers of %s start without ordering", run_id)
-            return None
-        try:
-            from torch.distributed import TCPStore  # type: ignore[attr-defined]
-
-            store = TCPStore(addr, int(port), is_master=False, timeout=timedelta(seconds=timeout))
-        except (ImportError, RuntimeError, ValueError) as e:
-            logger.warning(
-                "cannot reach the elastic store at %s:%s (%s): writers of %s start unordered", addr, port, e, run_id
-            )
+        store = agent_store(environ, timeout, f"shared-mode writers of {run_id} start without ordering")
+        if store is None:
             return None
         # The restart count keeps a restarted worker group from reading the previous group's keys.
         return cls(store, f"flyteplugins_wandb/{run_id}/{restart_count}")

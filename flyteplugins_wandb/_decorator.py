@@ -12,6 +12,7 @@ from ._init_args import PER_PROCESS_SETTINGS
 from ._lifecycle import InitOptions, track
 from ._links import Wandb
 from ._options import RankScope, RunMode, check_seconds
+from ._report_task import reported
 from ._task_wrap import task_and_function, wrap_body
 from ._topology import elastic_node_count
 
@@ -22,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__flyteplugins_wandb__"
 # The decorator's own parameters for WandbConfig fields; the other user fields (name, notes, group, job_type,
 # mode, dir, host...) arrive as keywords and take part in precedence like the run context's.
-_NAMED = frozenset({"project", "entity", "run_mode", "rank_scope", "tags", "config", "init_kwargs"})
+_NAMED = frozenset({"project", "entity", "run_mode", "rank_scope", "tags", "config", "init_kwargs", "report"})
 _CONFIG_FIELDS: Final = tuple(name for name in USER_FIELDS if name not in _NAMED)
 
 
@@ -44,6 +45,7 @@ def wandb_init(
     start_timeout: float | None = None,
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
+    report: bool | None = None,
     **init_kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -63,6 +65,7 @@ def wandb_init(
     start_timeout: float | None = None,
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
+    report: bool | None = None,
     **init_kwargs: Any,
 ) -> Any:
     """Open a W&B run in each process of a Flyte task that should have one, for the duration of the task.
@@ -84,6 +87,9 @@ def wandb_init(
       process (run id, group, mode, shared-mode roles, sweep id, GPU sampling).
     - Flyte retries and elastic restarts continue the same run (``resume="allow"``); ``run_per_attempt=True``
       opens a fresh run per attempt instead (``-attempt-{n}``, grouped).
+    - ``report=True`` (or ``wandb_config(report=True)``) gives the task a "Weights & Biases" Flyte report tab: its
+      runs and one line chart per metric, read from the runs' local files (offline too), written when the task
+      ends by global rank 0 and refreshed now and then while it runs. See the README.
     """
     for key in init_kwargs:
         if key in RESERVED_INIT_KEYWORDS:
@@ -97,6 +103,8 @@ def wandb_init(
     if start_timeout is not None:
         start_timeout = check_seconds("start_timeout", start_timeout)
     check_seconds("finish_timeout", finish_timeout)
+    if report is not None and not isinstance(report, bool):
+        raise TypeError(f"report must be a bool, got {type(report).__name__} {report!r}")
     _check_settings(settings, start_timeout)
     fields = {k: init_kwargs.pop(k) for k in _CONFIG_FIELDS if k in init_kwargs}
     options = InitOptions(
@@ -118,7 +126,7 @@ def wandb_init(
     )
 
     def decorate(target: F) -> F:
-        return _decorate(target, options)
+        return _decorate(target, options, report)
 
     return decorate if func is None else decorate(func)
 
@@ -147,16 +155,19 @@ def _check_settings(settings: Any, start_timeout: float | None) -> None:
             )
 
 
-def _decorate(target: F, options: InitOptions) -> F:
+def _decorate(target: F, options: InitOptions, report: bool | None = None) -> F:
     task, fn = task_and_function(target, "@wandb_init", _MARK)
     if task is None:
         # A plain function may be a wandb.agent objective: its trials log into the runs the sweep server assigns.
-        return wrap_body(fn, lambda: plain_function_scope(options), _MARK)  # type: ignore[return-value]
+        scope = lambda: reported(plain_function_scope(options), report, options.finish_timeout)  # noqa: E731
+        return wrap_body(fn, scope, _MARK)  # type: ignore[return-value]
     distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
     options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
     # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
-    task.func = wrap_body(fn, lambda: track(options), _MARK)
+    task.func = wrap_body(fn, lambda: reported(track(options), report, options.finish_timeout), _MARK)
     task.links = (*task.links, *_links(task, options))
+    if report:
+        task.report = True  # so that Flyte offers the task's report in its UI
     return target
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import _keys as keys
 
-__all__ = ["RunRecord", "read_manifest", "record_run"]
+__all__ = ["RunRecord", "collecting", "read_manifest", "record_run"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,27 @@ class RunRecord:
     """The run's local files (offline runs can be synced from here with ``wandb sync``)."""
 
 
+# The records of the task body running in this context, for its report tab (a ContextVar: sibling tasks in one
+# process each keep their own).
+_collected: ContextVar[list[RunRecord] | None] = ContextVar("flyteplugins_wandb_collected", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[RunRecord]]:
+    """Gather the records of the runs opened in this context while the block runs (whether or not the manifest
+    file is enabled)."""
+    sink: list[RunRecord] = []
+    token = _collected.set(sink)
+    try:
+        yield sink
+    finally:
+        _collected.reset(token)
+
+
 def record_run(entry: RunRecord, environ: Mapping[str, str] = os.environ) -> None:
+    sink = _collected.get()
+    if sink is not None:
+        sink.append(entry)
     target = environ.get(keys.MANIFEST_ENV)
     if not target:
         return

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
 __all__ = ["task_and_function", "wrap_body"]
@@ -39,7 +39,11 @@ def wrap_body(fn: F, scope: Callable[[], AbstractContextManager[Any]], mark: str
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with scope():
+            entered = scope()
+            if isinstance(entered, AbstractAsyncContextManager):  # its end must await on the body's loop
+                async with entered:
+                    return await fn(*args, **kwargs)
+            with entered:
                 return await fn(*args, **kwargs)
 
         wrapper: Any = async_wrapper

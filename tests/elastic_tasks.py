@@ -176,3 +176,31 @@ def hang_on_rank_1(out_dir: str) -> str:
 @plain.task
 def not_elastic(x: int) -> int:
     return x
+
+
+@wandb_init(project=PROJECT, entity=ENTITY, run_mode="shared", rank_scope="global", report=True)
+@two_nodes.task
+def shared_report(steps: int) -> str:
+    """Every rank writes the shared run: ``loss`` and ``lr`` at each step, values that name the rank (see
+    :func:`report_values`), so the report's four lines per metric can be told apart and checked."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    try:
+        rank = dist.get_rank()
+        run = get_wandb_run()
+        if run is not None:
+            for step in range(steps):
+                run.log({name: values[step] for name, values in report_values(rank, steps).items()}, step=step)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return f"rank-{rank}"
+
+
+def report_values(rank: int, steps: int) -> dict[str, list[float]]:
+    """What rank ``rank`` of :func:`shared_report` logs, per metric, one value per step."""
+    return {
+        "loss": [10.0 * rank + 1.0 / (s + 1) for s in range(steps)],
+        "lr": [0.001 * (rank + 1) * (s + 1) for s in range(steps)],
+    }

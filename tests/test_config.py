@@ -40,6 +40,8 @@ ROUND_TRIP = [
         WandbConfig(init_kwargs={"resume": "must", "save_code": False, "config_exclude_keys": ["x"]}), id="kw"
     ),
     pytest.param(WandbConfig(project="p", parent_run_id="r-a0", parent_group="g"), id="parent"),
+    pytest.param(WandbConfig(report=True), id="report-on"),
+    pytest.param(WandbConfig(report=False), id="report-off"),
 ]
 
 
@@ -92,6 +94,7 @@ def test_malformed_json_in_a_structured_key_is_a_value_error_naming_the_key(key:
         pytest.param({"wandb_tags": "[1, 2]"}, "tags must be a sequence of str", id="tags-not-strings"),
         pytest.param({"wandb_config": "[1]"}, "config must be a mapping", id="config-a-list"),
         pytest.param({"wandb_run_mode": "shard"}, "run_mode must be one of", id="bad-run-mode"),
+        pytest.param({"wandb_report": '"yes"'}, "report must be a bool, got str 'yes'", id="report-not-a-bool"),
         pytest.param({"wandb_init_kwargs": '{"id": "x"}'}, "'id' cannot be set", id="reserved-init-kwarg"),
     ],
 )
@@ -132,6 +135,7 @@ def test_a_wrongly_typed_context_value_is_a_value_error_saying_what_is_wrong(
             "mode must be one of ('online', 'offline', 'disabled'), got 'shared'",
             id="bad-wandb-mode",
         ),
+        pytest.param({"report": "yes"}, TypeError, "report must be a bool, got str 'yes'", id="str-report"),
         pytest.param({"id": "x"}, ValueError, "'id' cannot be set through wandb_config", id="reserved-id"),
         pytest.param({"reinit": True}, ValueError, "'reinit' cannot be set through wandb_config", id="reserved-reinit"),
         pytest.param({"settings": {}}, ValueError, "'settings' cannot be set through wandb_config", id="settings"),

@@ -50,6 +50,8 @@ class LocalElasticResult:
     """The task's Flyte links as (name, url), rendered for this launch."""
     run_name: str
     action_name: str
+    report: str | None = None
+    """The HTML of the Flyte report the task wrote (``report=True``: the "Weights & Biases" tab), None if none."""
 
     @property
     def run_ids(self) -> tuple[str, ...]:
@@ -80,6 +82,7 @@ def pod_context(
     from flyte._context import internal_ctx
     from flyte.models import ActionID, RawDataPath, TaskContext
 
+    os.makedirs(os.path.join(root, "out"), exist_ok=True)  # Flyte writes the report there, without creating it
     tctx = TaskContext(
         action=ActionID(name=action_name, run_name=run_name, project=project, domain=domain, org="local"),
         version=version,
@@ -210,9 +213,22 @@ def run_elastic_locally(
             links=links,
             run_name=run_name,
             action_name=action_name,
+            report=_read_report(root),
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _read_report(root: str) -> str | None:
+    # Where pod_context points the action's outputs; Flyte names the report file itself.
+    from flyte._internal.runtime import io
+
+    path = io.report_path(os.path.join(root, "out"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 @contextlib.contextmanager
