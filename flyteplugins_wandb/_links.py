@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
@@ -9,6 +10,7 @@ from urllib.parse import quote
 from ._config import WandbConfig, decode_config
 from ._plan import LinkTarget, ParentRun, base_id, link_target
 from ._resolve import resolve_layout
+from ._web import link_entity, web_host
 
 __all__ = ["DEFAULT_PROJECT", "ICON", "Wandb"]
 
@@ -27,7 +29,8 @@ class Wandb:
     ``@wandb_init`` attaches these itself. Settings given here take precedence over the launching run context, as
     they do for the decorator. ``num_workers`` is the task's node count, None for a task that is not distributed.
     A link cannot see the pod's environment, so project and entity should come from the decorator or
-    ``wandb_config``; without an entity the link opens the W&B home page.
+    ``wandb_config``; else the launching process's ``WANDB_ENTITY`` (or wandb's settings file) names the entity,
+    and without any the link opens the W&B home page. The host follows :func:`web_host` there too.
 
     For a task that calls ``wandb.init`` itself, attach one by hand as ``flyteplugins-wandb`` users do:
     ``@env.task(links=[Wandb(project=..., entity=..., host=..., run_mode=..., rank_scope=..., id=..., name=...)])``.
@@ -87,9 +90,13 @@ class Wandb:
         pod_name: str,
         **kwargs: Any,
     ) -> str:
-        layout = resolve_layout(self.config, decode_config(context))
-        if not layout.entity:
-            return f"{layout.host}/home"
+        launching = decode_config(context)
+        layout = resolve_layout(self.config, launching)
+        # Drawn in the launching process: its environment is the best guess at the pod's W&B account.
+        host = web_host(self.config.host or launching.host, os.environ)
+        entity = link_entity(layout.entity, os.environ)
+        if not entity:
+            return f"{host}/home"
         if self.id is not None:
             page, name = "runs", quote(self.id, safe="{}.-_")
         else:
@@ -97,4 +104,4 @@ class Wandb:
             page = "runs" if target.kind == "run" else "groups"
             # Flyte fills in "{{.actionName}}" after rendering, so the braces must survive quoting.
             name = quote(target.name, safe="{}.-_")
-        return f"{layout.host}/{quote(layout.entity)}/{quote(layout.project or DEFAULT_PROJECT)}/{page}/{name}"
+        return f"{host}/{quote(entity)}/{quote(layout.project or DEFAULT_PROJECT)}/{page}/{name}"

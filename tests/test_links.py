@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import flyte
 import pytest
@@ -168,3 +169,40 @@ def test_names_that_need_it_are_url_quoted() -> None:
 def test_unknown_wandb_keys_in_the_launching_context_do_not_break_the_link() -> None:
     context = {**wandb_config(entity="team", project="proj"), "wandb_added_later": "{"}
     assert render(Wandb(), context) == f"https://wandb.ai/team/proj/runs/r7x-{ACTION}"
+
+
+def test_without_a_configured_entity_the_link_takes_the_launching_process_wandb_entity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WANDB_ENTITY", "envteam")
+    assert render(Wandb(WandbConfig(project="proj"))) == f"https://wandb.ai/envteam/proj/runs/r7x-{ACTION}"
+    assert render(Wandb(TEAM)).startswith("https://wandb.ai/team/"), "a configured entity still wins"
+
+
+def test_the_entity_in_wandbs_settings_file_is_the_last_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "settings").write_text("[default]\nentity = fileteam\n")
+    assert render(Wandb(WandbConfig(project="proj"))) == f"https://wandb.ai/fileteam/proj/runs/r7x-{ACTION}"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "host"),
+    [
+        pytest.param("https://wandb.example.com/", "https://wandb.example.com", id="private-server"),
+        pytest.param("https://api.wandb.ai", "https://wandb.ai", id="public-api"),
+    ],
+)
+def test_run_and_sweep_links_take_the_host_from_the_same_rule(
+    monkeypatch: pytest.MonkeyPatch, base_url: str, host: str
+) -> None:
+    from flyteplugins_wandb import WandbSweep
+
+    monkeypatch.setenv("WANDB_BASE_URL", base_url)
+    context = wandb_config(entity="team", project="proj")
+    assert render(Wandb(), context).startswith(f"{host}/team/proj/runs/")
+    assert render(WandbSweep(), context).startswith(f"{host}/team/proj/sweeps")
+    configured = wandb_config(host="https://mine.example", entity="team")
+    assert render(Wandb(), configured).startswith("https://mine.example/team/")
+    assert render(WandbSweep(), configured).startswith("https://mine.example/team/")

@@ -14,10 +14,11 @@ from typing import Any, TypeVar, overload
 from .. import _keys as keys
 from .._agent_trials import task_settings_for_agents
 from .._config import WandbConfig, decode_config
-from .._guards import DEFAULT_BASE_URL, Timeout, api_key, bounded, require_api_key, wandb_base_url
+from .._guards import Timeout, api_key, bounded, require_api_key, wandb_base_url
 from .._options import check_seconds
-from .._resolve import DEFAULT_HOST, resolve
+from .._resolve import resolve
 from .._task_wrap import task_and_function, wrap_body
+from .._web import web_host
 from ._config import SweepConfig, SweepContext, decode_sweep_config
 from ._link import WandbSweep
 from ._run import FORCE_OFFLINE, SweepHome, offline_sweep_id
@@ -188,7 +189,7 @@ def _create_online(
         return None
     for warning in created.warnings:
         logger.warning("W&B sweep %s: %s", created.sweep_id, warning)
-    host = run_cfg.host or (DEFAULT_HOST if base_url == DEFAULT_BASE_URL else base_url)
+    host = web_host(run_cfg.host, environ)
     url = None
     if created.entity and created.project:
         url = sweep_url(host, created.entity, created.project, created.sweep_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from .._config import decode_config
 from .._links import DEFAULT_PROJECT, ICON
-from .._resolve import DEFAULT_HOST
+from .._web import link_entity, web_host
 from ._config import SweepConfig, decode_sweep_config
 from ._server import sweep_url
 
@@ -20,7 +21,8 @@ class WandbSweep:
 
     The sweep's own page cannot be named: the server chooses the id when the task runs (the driver logs that
     page, and ``SweepResult.url`` holds it). Project and entity come from ``config``, else the run context's sweep
-    configuration, else its ``wandb_config``; without an entity the link opens the W&B home page.
+    configuration, else its ``wandb_config``, else the launching process's ``WANDB_ENTITY``; without an entity the
+    link opens the W&B home page. Host and entity follow the same rules as the run links.
 
     By hand, as ``flyteplugins-wandb`` users attach it: ``WandbSweep(project=..., entity=..., host=..., id=...,
     name=...)``; these keywords win over the rest, and with ``id`` the link opens that sweep's own page.
@@ -53,8 +55,8 @@ class WandbSweep:
     ) -> str:
         run_cfg = decode_config(context)
         sweep = self.config or decode_sweep_config(context)
-        host = (self.host or run_cfg.host or DEFAULT_HOST).rstrip("/")
-        entity = self.entity or (sweep.entity if sweep else None) or run_cfg.entity
+        host = web_host(self.host or run_cfg.host, os.environ)
+        entity = link_entity(self.entity or (sweep.entity if sweep else None) or run_cfg.entity, os.environ)
         if not entity:
             return f"{host}/home"
         project_name = self.project or (sweep.project if sweep else None) or run_cfg.project or DEFAULT_PROJECT
