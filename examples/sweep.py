@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import _common
@@ -53,17 +54,41 @@ async def train(lr: float, layers: int) -> list[float]:
     return losses
 
 
+# Typed outputs: Flyte passes dataclasses of plain types as structured data. A task returning `dict[str, Any]`
+# would make Flyte fall back to a pickle (and warn "Unsupported Type typing.Any").
+@dataclass
+class TrialOutcome:
+    number: int
+    status: str
+    steps: int
+    lr: float
+    layers: int
+    loss: float | None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"lr": self.lr, "layers": self.layers}
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    where: str
+    trials: list[TrialOutcome]
+    best: TrialOutcome | None
+    """None when no trial succeeded."""
+
+
 @wandb_sweep  # the sweep configuration comes from the run context
 @env.task
-async def sweep(parallel: int, count: int, state_path: str) -> dict[str, Any]:
+async def sweep(parallel: int, count: int, state_path: str) -> SweepOutcome:
     result = await run_sweep(train, parallel=parallel, count=count, state_path=state_path)
-    return {
-        "sweep_id": result.sweep_id,
-        "where": result.url or "offline",
-        # Flyte cannot pass a None inside this dict: an empty dict means "no trial succeeded".
-        "best": {} if result.best is None else {"params": result.best.params, "loss": result.best.value},
-        "trials": [(t.number, t.status, len(t.history), t.params, t.value) for t in result.trials],
+    outcomes = {
+        t.number: TrialOutcome(t.number, t.status, len(t.history), t.params["lr"], t.params["layers"], t.value)
+        for t in result.trials
     }
+    best = None if result.best is None else outcomes[result.best.number]
+    return SweepOutcome(result.sweep_id, result.url or "offline", list(outcomes.values()), best)
 
 
 def main() -> None:
@@ -87,10 +112,11 @@ def main() -> None:
     flyte.init()
     ctx = {**wandb_config(project=_common.PROJECT, entity=args.entity or os.environ.get("WANDB_ENTITY")), **config}
     out = flyte.with_runcontext(custom_context=ctx).run(sweep, args.parallel, args.count, args.state).outputs()[0]
-    print(f"sweep {out['sweep_id']} ({out['where']}; state: {args.state}, W&B mode: {os.environ['WANDB_MODE']})")
-    for number, status, steps, params, value in out["trials"]:
-        print(f"  trial {number:2d} {status:9s} steps={steps:2d} loss={value} {params}")
-    print(f"best: {out['best'] or 'none (every trial failed)'}")
+    print(f"sweep {out.sweep_id} ({out.where}; state: {args.state}, W&B mode: {os.environ['WANDB_MODE']})")
+    for t in out.trials:
+        print(f"  trial {t.number:2d} {t.status:9s} steps={t.steps:2d} loss={t.loss} {t.params}")
+    best = out.best
+    print(f"best: {'none (every trial failed)' if best is None else {'params': best.params, 'loss': best.loss}}")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,7 @@ def test_sweep_example_runs_its_trials_offline_and_resumes_without_rerunning_any
         return _run_example(tmp_path, "sweep.py", "--method", "grid", "--count", str(count))
 
     first, second = sweep(4), sweep(6)
+    assert "Unsupported Type" not in first, "a task typed with Any makes Flyte fall back to a pickle"
     sweep_id = re.search(r"^sweep (\S+-sweep) \(offline;", first, re.M)
     assert sweep_id, first
     assert f"sweep {sweep_id.group(1)} (offline;" in second, "the resumed sweep must keep its first id"
