@@ -93,7 +93,7 @@ class Wandb:
         launching = decode_config(context)
         layout = resolve_layout(self.config, launching)
         # Drawn in the launching process: its environment is the best guess at the pod's W&B account.
-        host = web_host(self.config.host or launching.host, os.environ)
+        host = web_host(layout.host, os.environ)
         entity = link_entity(layout.entity, os.environ)
         if not entity:
             return f"{host}/home"

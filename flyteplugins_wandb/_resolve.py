@@ -35,7 +35,8 @@ class Layout:
     rank_scope: RankScope
     project: str | None
     entity: str | None
-    host: str
+    host: str | None
+    """The configured W&B web address (decorator, then run context); ``_web.web_host`` applies the default."""
     group: str | None
     """The user's group: decorator, run context, then (in a process, not a link) ``WANDB_RUN_GROUP``."""
     run_mode_source: LayoutSource = "default"
@@ -58,7 +59,7 @@ def resolve_layout(decorator: WandbConfig, context: WandbConfig, environ: Mappin
         rank_scope=cfg.rank_scope if cfg.rank_scope is not None else DEFAULT_RANK_SCOPE,
         project=cfg.project,
         entity=cfg.entity,
-        host=(cfg.host or DEFAULT_HOST).rstrip("/"),
+        host=cfg.host,
         group=group,
         run_mode_source=source,
     )

@@ -8,6 +8,7 @@ import pytest
 
 from flyteplugins_wandb import WandbConfig
 from flyteplugins_wandb._resolve import Layout, resolve, resolve_layout
+from flyteplugins_wandb._web import web_host
 
 NONE = WandbConfig()
 
@@ -15,7 +16,7 @@ NONE = WandbConfig()
 def test_with_nothing_given_the_defaults_apply() -> None:
     r = resolve(NONE, NONE, {})
     assert (r.wandb_mode, r.layout.group, r.disabled_by_env) == ("online", None, False)
-    assert r.layout == Layout("auto", "global", project=None, entity=None, host="https://wandb.ai", group=None)
+    assert r.layout == Layout("auto", "global", project=None, entity=None, host=None, group=None)
 
 
 def test_the_decorator_beats_the_run_context_field_by_field() -> None:
@@ -29,7 +30,7 @@ def test_the_decorator_beats_the_run_context_field_by_field() -> None:
 def test_the_run_context_beats_the_defaults() -> None:
     layout = resolve_layout(NONE, WandbConfig(run_mode="shared", rank_scope="worker", project="p", entity="e"))
     assert layout == Layout(
-        "shared", "worker", project="p", entity="e", host="https://wandb.ai", group=None, run_mode_source="context"
+        "shared", "worker", project="p", entity="e", host=None, group=None, run_mode_source="context"
     )
 
 
@@ -106,12 +107,12 @@ def test_the_decorator_group_beats_the_run_context_group() -> None:
 
 
 def test_the_host_defaults_to_wandb_ai() -> None:
-    assert resolve_layout(NONE, NONE).host == "https://wandb.ai"
+    assert web_host(resolve_layout(NONE, NONE).host, {}) == "https://wandb.ai"
 
 
 @pytest.mark.parametrize("host", ["https://wandb.example.com/", "https://wandb.example.com//"])
 def test_trailing_slashes_are_stripped_from_the_host(host: str) -> None:
-    assert resolve_layout(NONE, WandbConfig(host=host)).host == "https://wandb.example.com"
+    assert web_host(resolve_layout(NONE, WandbConfig(host=host)).host, {}) == "https://wandb.example.com"
 
 
 def test_the_decorator_host_beats_the_run_context_host() -> None:
