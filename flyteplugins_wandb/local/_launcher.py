@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
+import json
 import multiprocessing
 import os
 import shutil
@@ -21,6 +23,7 @@ import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from .._keys import MANIFEST_ENV
@@ -106,15 +109,19 @@ def _agent(
     action_name: str,
     custom_context: dict[str, str],
     root: str,
+    node: int,
 ) -> None:
     """One simulated node: an elastic agent running the task in remote mode, as a Flyte pod would."""
     import asyncio
 
-    import cloudpickle
-    import flyte
-
     os.environ.update(env)
+    # Torch elastic writes each worker's exception to an error file under a temporary directory of the agent's:
+    # keep it under the launch's root, where the launcher finds it even if this agent dies without a word.
+    tempfile.tempdir = _node_tmp(root, node)
     try:
+        import cloudpickle
+        import flyte
+
         task = cloudpickle.loads(pickled_task)
         flyte.init(root_dir=root)
 
@@ -128,6 +135,32 @@ def _agent(
         conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _node_tmp(root: str, node: int) -> str:
+    return os.path.join(root, f"node-{node}-tmp")
+
+
+def _first_worker_error(root: str) -> tuple[str, str] | None:
+    """The exception of the worker that failed first in the launch under ``root`` (message, traceback), from the
+    error files torch elastic writes; None if no worker recorded one."""
+    found = []
+    for path in glob.glob(os.path.join(root, "node-*-tmp", "**", "error.json"), recursive=True):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)["message"]
+            found.append((os.stat(path).st_mtime_ns, path, record))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not a worker's record: the other files still tell
+    if not found:
+        return None
+    _, path, record = min(found, key=lambda f: f[0])
+    if isinstance(record, str):  # a worker that died by a signal leaves a plain message
+        return record, ""
+    node = path[len(root) :].split(os.sep)[1].removeprefix("node-").removesuffix("-tmp")
+    rank = os.path.basename(os.path.dirname(path))
+    message = f"node {node}, local rank {rank}: {record.get('message', '?')}"
+    return message, str(record.get("extraInfo", {}).get("py_callstack", ""))
 
 
 def run_elastic_locally(
@@ -247,35 +280,69 @@ def _agents(
     procs, conns = [], []
     finished = False
     try:
-        for _ in range(nodes):
+        for node in range(nodes):
+            os.makedirs(_node_tmp(root, node))
             parent, child = mp.Pipe(duplex=False)
             p = mp.Process(
                 target=_agent,
-                args=(child, pickled, inputs, env, run_name, action_name, context, root),
+                args=(child, pickled, inputs, env, run_name, action_name, context, root, node),
                 daemon=False,
             )
             p.start()
             child.close()
             procs.append(p)
             conns.append(parent)
-        deadline = time.monotonic() + timeout
-        results: list[Any] = [None] * nodes
-        for i, conn in enumerate(conns):
-            if not conn.poll(max(0.0, deadline - time.monotonic())):
-                raise LocalElasticError(f"the local elastic launch did not finish within {timeout:.0f}s")
-            try:
-                results[i] = conn.recv()
-            except EOFError:
-                procs[i].join(5)
-                raise LocalElasticError(f"node {i} exited without a result (exit code {procs[i].exitcode})") from None
-        for i, r in enumerate(results):
-            if r[0] == "error":
-                raise LocalElasticError(f"node {i} failed: {r[1]}", r[2])
+        results = _collect(procs, conns, root, timeout)
         # Global rank 0 runs on the node that rendezvous ranked first; the others return None.
         finished = True
-        yield next((r[1] for r in results if r[1] is not None), None)
+        yield next((r for r in results if r is not None), None)
     finally:
         _stop(procs, grace=30.0 if finished else 0.0)
+
+
+def _collect(procs: list[Any], conns: list[Any], root: str, timeout: float) -> list[Any]:
+    """Every node's output, or a LocalElasticError as soon as one node fails, exits without a word, or time runs out.
+
+    Nodes are watched together, not in turn: when a worker on one node fails, the agents of the other nodes wait
+    in torch's exit barrier (minutes), so waiting for them first would hide the failure behind a timeout. Every
+    error leads with the first worker exception recorded in the launch, when there is one.
+    """
+    deadline = time.monotonic() + timeout
+    results: dict[int, Any] = {}
+    while len(results) < len(procs):
+        pending = [i for i in range(len(procs)) if i not in results]
+        watched = {conns[i]: i for i in pending} | {procs[i].sentinel: i for i in pending}
+        ready = wait(list(watched), timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise _failure(f"the local elastic launch did not finish within {timeout:.0f}s", root)
+        for i in sorted({watched[obj] for obj in ready}):
+            # A node that exits right after reporting wakes us by its exit too: what it sent is still in the pipe.
+            reply = None
+            if conns[i].poll(0):
+                with contextlib.suppress(EOFError):
+                    reply = conns[i].recv()
+            if reply is None:
+                procs[i].join(5)
+                raise _failure(f"node {i} exited without a result (exit code {procs[i].exitcode})", root)
+            if reply[0] == "error":
+                raise _failure(f"node {i} failed", root, reply[1], reply[2])
+            results[i] = reply[1]
+    return [results[i] for i in range(len(procs))]
+
+
+def _failure(what: str, root: str, agent_error: str = "", agent_traceback: str = "") -> LocalElasticError:
+    """The launch's error: what went wrong, then the first worker exception (the cause, where one was recorded),
+    then the agent's own error; the tracebacks of both follow."""
+    worker = _first_worker_error(root)
+    lines = [what + (f": {agent_error}" if agent_error and worker is None else "")]
+    tracebacks = [agent_traceback] if agent_traceback else []
+    if worker is not None:
+        lines.append(f"first worker error: {worker[0]}")
+        if agent_error:
+            lines.append(f"agent error: {agent_error.splitlines()[0]}")
+        if worker[1]:
+            tracebacks.append(f"first worker traceback:\n{worker[1]}")
+    return LocalElasticError("\n".join(lines), "\n".join(tracebacks))
 
 
 def _stop(procs: list[Any], grace: float) -> None:
