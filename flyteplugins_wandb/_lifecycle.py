@@ -17,6 +17,7 @@ from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
+from ._init_retry import releasing_on_failure
 from ._manifest import RunRecord, record_run
 from ._options import check_seconds
 from ._plan import ParentRun, RunPlan, base_id, plan
@@ -295,7 +296,10 @@ def _init(
     # wandb's own init_timeout fires first with its own message; this bound catches what hangs outside it.
     limit = timeout * 1.25 + 5
     return retrying(
-        lambda: bounded(lambda: wandb.init(**kwargs), limit, f"wandb.init of run {p.run_id}"),
+        # A failed init leaves its run id taken in wandb's service: free it, or every retry fails on it.
+        lambda: releasing_on_failure(
+            lambda: bounded(lambda: wandb.init(**kwargs), limit, f"wandb.init of run {p.run_id}"), p.run_id
+        ),
         attempts=options.init_attempts,
         backoff=1.0,
         what=f"wandb.init of run {p.run_id}",
