@@ -1,15 +1,16 @@
 """A fake W&B server at the HTTP seam: the GraphQL operations of W&B's sweep protocol (viewer, upsertSweep,
-createAgent, agentHeartbeat), on a local port, with a scripted controller and fault switches; and, for the download
-helpers, finished runs to read back (run, its files, its history, a sweep's runs) with their files served over GET.
-
-Only the sweep control plane and the reading of stored runs are faked: there is no W&B server here, and the runs
-the tests make log offline."""
+createAgent, agentHeartbeat), on a local port, with a scripted controller and fault switches; for the download
+helpers, finished runs to read back (run, its files, its history, a sweep's runs) with their files served over GET;
+and, for online runs, what wandb-core 0.31 sends while a run lives (UpsertBucket to create or attach to a run,
+RunResumeStatus, ServerFeaturesQuery, CreateRunFiles, the file_stream posts and the file uploads), each request
+recorded (:class:`Sent`) so a test reads what every process really sent, with switches that stall or refuse them."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,24 @@ import yaml
 KEY = "fake-key-0123456789"
 # wandb's own clients (wandb.agent) refuse a key shorter than 40 characters before sending it.
 LONG_KEY = "fake-key-" + "0123456789" * 4
+
+
+@dataclass
+class Sent:
+    """One request of a run, as the server received it."""
+
+    operation: str
+    """The GraphQL operation (``UpsertBucket``...) or ``file_stream``/``upload``."""
+    variables: dict[str, Any]
+    """The GraphQL variables, or the file_stream body."""
+    run: str | None
+    at: float
+
+
+RUN_OPERATIONS = frozenset(
+    {"UpsertBucket", "RunResumeStatus", "ServerFeaturesQuery", "CreateRunFiles", "OrganizationCoreWeaveOrganizationID"}
+)
+"""The GraphQL operations (by wandb-core's operation names) of an online run that the fake serves."""
 
 
 @dataclass
@@ -72,6 +91,39 @@ class FakeWandb:
     auth: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     released: threading.Event = field(default_factory=threading.Event)
+    bucket_faults: list[int | str] = field(default_factory=list)
+    """How to answer the next UpsertBucket requests, one entry each: an HTTP status, or "hang"; then normally."""
+    hang_file_stream: bool = False
+    """Create runs normally but never answer the file_stream posts (the upload of a run's data)."""
+    sent: list[Sent] = field(default_factory=list)
+
+    def ops(self, operation: str) -> list[Sent]:
+        """The run requests of one operation, in order."""
+        with self.lock:
+            return [s for s in self.sent if s.operation == operation]
+
+    def record(self, operation: str, variables: dict[str, Any], run: str | None) -> None:
+        with self.lock:
+            self.sent.append(Sent(operation, variables, run, time.time()))
+
+    def run_answer(self, operation: str, variables: dict[str, Any], url: str) -> dict[str, Any]:
+        """The answer to one of wandb-core's GraphQL operations for runs."""
+        if operation == "UpsertBucket":
+            name = variables.get("name")
+            project = {"id": "UHJvamVjdDox", "name": variables.get("project") or "uncategorized"}
+            project["entity"] = {"id": "RW50aXR5OjE=", "name": variables.get("entity") or self.entity}
+            bucket = {"id": f"run:{name}", "name": name, "displayName": variables.get("displayName") or name}
+            bucket |= {"description": "", "config": "{}", "sweepName": variables.get("sweep")}
+            bucket |= {"project": project, "historyLineCount": 0}
+            return {"data": {"upsertBucket": {"bucket": bucket, "inserted": True}}}
+        if operation == "CreateRunFiles":
+            files = [{"name": f, "uploadUrl": f"{url}/upload/{variables['run']}/{f}"} for f in variables["files"]]
+            return {
+                "data": {"createRunFiles": {"runID": f"run:{variables['run']}", "uploadHeaders": [], "files": files}}
+            }
+        if operation == "ServerFeaturesQuery":
+            return {"data": {"serverInfo": {"features": []}}}
+        return {"data": {}}  # queries wandb-core can do without (organization, artifacts...)
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         query, variables = request["query"], request.get("variables") or {}
@@ -86,7 +138,8 @@ class FakeWandb:
                 page = {"edges": edges, "pageInfo": {"hasNextPage": False, "endCursor": None}}
                 return {"data": {"project": {"sweep": {"name": variables["sweep"], "runs": page}}}}
             if "viewer" in query:
-                return {"data": {"viewer": {"id": "VXNlcjox", "entity": self.entity}}}
+                viewer = {"id": "VXNlcjox", "entity": self.entity, "username": "u", "email": "u@example.com"}
+                return {"data": {"viewer": viewer | {"flags": "{}", "teams": {"edges": []}}}}
             if "upsertSweep" in query:
                 if self.graphql_error:
                     return {"errors": [{"message": self.graphql_error}]}
@@ -191,6 +244,9 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not self.path.startswith(("/graphql", "/sdk/")):  # a run's file_stream
+                self._run_files(raw)
+                return
             try:
                 body = json.loads(raw)
             except ValueError:  # wandb's own clients send a few other requests; only GraphQL is served
@@ -202,6 +258,9 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
                 return
             if fake.status is not None:
                 self._send(fake.status, {"error": "scripted"})
+                return
+            if body.get("operationName") in RUN_OPERATIONS:
+                self._run_operation(body["operationName"], body.get("variables") or {})
                 return
             if "createAgent" in body["query"] and fake.fail_agents:
                 self._send(503, {"error": "scripted"})
@@ -215,6 +274,38 @@ def _handler(fake: FakeWandb) -> type[BaseHTTPRequestHandler]:
                 self._send(401, {"errors": [{"message": "bad key"}]})
                 return
             self._send(200, fake.answer(body))
+
+        def do_PUT(self) -> None:
+            self._run_files(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        def _run_operation(self, operation: str, variables: dict[str, Any]) -> None:
+            run = variables.get("name") or variables.get("run")
+            fake.record(operation, variables, run)
+            if not self._authorized():
+                self._send(401, {"errors": [{"message": "bad key"}]})
+                return
+            if operation == "UpsertBucket":
+                with fake.lock:
+                    fault = fake.bucket_faults.pop(0) if fake.bucket_faults else None
+                if fault == "hang":
+                    fake.released.wait(60)
+                    return
+                if isinstance(fault, int):
+                    self._send(fault, {"errors": [{"message": f"scripted {fault}"}]})
+                    return
+            host, port = self.server.server_address[:2]
+            self._send(200, fake.run_answer(operation, variables, f"http://{host!s}:{port}"))
+
+        def _run_files(self, raw: bytes) -> None:
+            parts = self.path.strip("/").split("/")
+            if self.path.endswith("/file_stream"):  # /files/<entity>/<project>/<run>/file_stream
+                fake.record("file_stream", json.loads(raw or b"{}"), parts[3])
+                if fake.hang_file_stream:
+                    fake.released.wait(60)
+                    return
+            else:
+                fake.record("upload", {"path": self.path}, parts[1] if len(parts) > 1 else None)
+            self._send(200, {})
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

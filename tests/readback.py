@@ -88,3 +88,20 @@ def offline_runs(root: Path) -> list[OfflineRun]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         runs = list(pool.map(inspect_run, files))
     return sorted(runs, key=lambda r: (r.run_id, str(r.path)))
+
+
+def recorded_calls(log: Path, event: str = "init") -> list[dict[str, Any]]:
+    """The ``wandb.init`` (``event="init"``) or ``Run.finish`` calls recorded by the test hook of
+    ``tests/faults/sitecustomize.py`` (``FAULT_LOG``), in the order they returned or failed."""
+    if not log.exists():
+        return []
+    calls = (json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
+    return [c for c in calls if c["event"] == event]
+
+
+def by_rank(calls: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
+    """Recorded calls grouped by the RANK of the process that made them (None outside distributed training)."""
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for c in calls:
+        out.setdefault(c["rank"], []).append(c)
+    return out

@@ -3,6 +3,7 @@ parent and child tasks live in different processes."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import tempfile
@@ -27,6 +28,8 @@ def _pod(
 
     os.environ.update(env)
     root = tempfile.mkdtemp(prefix="pod-")
+    warnings = _Collected()
+    logging.getLogger("flyteplugins_wandb").addHandler(warnings)
     try:
         task = cloudpickle.loads(pickled)
         flyte.init(root_dir=root)
@@ -35,9 +38,20 @@ def _pod(
             with pod_context(run_name, action, root=root, custom_context=ctx, project="p", version="v1"):
                 return await task.execute(**inputs)
 
-        conn.send(("ok", asyncio.run(execute())))
+        conn.send(("ok", asyncio.run(execute()), warnings.messages))
     except BaseException as e:
-        conn.send(("error", f"{type(e).__name__}: {e}"))
+        conn.send(("error", f"{type(e).__name__}: {e}", warnings.messages))
+
+
+class _Collected(logging.Handler):
+    """The plugin's warnings in the pod, sent back with its result."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def run_as_pod(
@@ -47,11 +61,14 @@ def run_as_pod(
     action_name: str,
     context: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 120,
+    timeout: float = 300,
+    warnings: list[str] | None = None,
     **inputs: Any,
 ) -> tuple[str, Any]:
     """Execute ``task`` in a fresh spawned process under a remote-mode context; returns ("ok", output) or
-    ("error", message)."""
+    ("error", message). The plugin's warnings in the pod are appended to ``warnings`` when it is given.
+
+    ``timeout`` is a hang guard, generous for a loaded machine."""
     import cloudpickle
 
     mp = multiprocessing.get_context("spawn")
@@ -73,7 +90,10 @@ def run_as_pod(
     try:
         if not parent.poll(timeout):
             raise TimeoutError(f"task {task.name} did not finish within {timeout}s")
-        return parent.recv()  # type: ignore[no-any-return]
+        status, result, messages = parent.recv()
+        if warnings is not None:
+            warnings.extend(messages)
+        return status, result
     finally:
         proc.join(10)
         if proc.is_alive():
