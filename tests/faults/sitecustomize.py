@@ -55,7 +55,10 @@ if any(os.environ.get(k) for k in _HOOKED):
                 raise wandb.errors.CommError("injected: the W&B server refused the run")
             if _mine() and os.environ.get("FAULT_INIT_DELAY"):
                 entry["fault"] = "delay"
-                time.sleep(float(os.environ["FAULT_INIT_DELAY"]))
+                delay = float(os.environ["FAULT_INIT_DELAY"])
+                if os.environ.get("FAULT_LOG"):  # now: a call abandoned by its caller never records its end
+                    _record({"event": "delay", "rank": entry["rank"], "at": time.time(), "until": time.time() + delay})
+                time.sleep(delay)
             entry["started"] = time.time()
             run = _real_init(*args, **kwargs)
             entry["returned"] = time.time()
