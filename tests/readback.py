@@ -36,6 +36,9 @@ class OfflineRun:
     stats_keys: set[str] = field(default_factory=set)
     start_time: str = ""
     sweep_id: str = ""
+    name: str = ""
+    """The display name."""
+    notes: str = ""
 
     def metric(self, key: str) -> list[Any]:
         """Every logged value of ``key``, in order."""
@@ -73,6 +76,8 @@ def inspect_run(run_file: Path) -> OfflineRun:
         state=summary.get("state"),
         start_time=run_rec.get("start_time", ""),
         sweep_id=run_rec.get("sweep_id", ""),
+        name=run_rec.get("display_name", ""),
+        notes=run_rec.get("notes", ""),
     )
     for r in records:
         if r.get("type") == "history":

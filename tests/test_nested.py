@@ -114,16 +114,34 @@ async def parent_with_shared_child() -> list[str]:
 
 @wandb_init
 @env.task
-async def parent_survives_children() -> str:
+async def parent_survives_children() -> dict[str, object]:
     run = get_wandb_run()
     assert run is not None
+    raised = []
     for child in (child_failing, child_new_failing):
         try:
             await child()
         except Exception as e:  # Flyte wraps the child's error
-            assert "broke" in str(e)
+            raised.append(str(e))
     run.log({"parent_done": 1})
-    return run.id
+    return {"parent": run.id, "raised": raised}
+
+
+@wandb_init(
+    project="parent-project",
+    entity="parent-entity",
+    tags=["parent"],
+    config={"lr": 0.1},
+    name="parent-name",
+    notes="parent-notes",
+    job_type="parent-job",
+    run_mode="new",
+)
+@env.task
+async def parent_with_every_setting() -> dict[str, object]:
+    run = get_wandb_run()
+    assert run is not None
+    return {"parent": run.id, "new_child": await child_new(1), "bare_child": await child_auto(2)}
 
 
 @wandb_init
@@ -179,12 +197,44 @@ def test_run_context_block_applies_only_inside_it(wandb_env: Path) -> None:
     assert runs[out["siblings"][0]][0].project == "parent-project"
 
 
-def test_bare_child_inherits_project_entity_tags_and_config_from_the_parent_decorator(wandb_env: Path) -> None:
+def test_an_auto_grandchild_joins_its_new_parents_run_grouped_under_the_top_run(wandb_env: Path) -> None:
     out = flyte.run(parent_grandchild).outputs()[0]
     assert out["chain"][1] == out["chain"][0]  # the auto grandchild joins its new parent's run
     runs = _by_id(wandb_env)
     assert set(runs) == {out["parent"], out["chain"][0]}
     assert runs[out["chain"][0]][0].group == out["parent"]
+
+
+def test_a_child_that_sets_nothing_inherits_project_entity_tags_and_config_from_the_parent_decorator(
+    wandb_env: Path,
+) -> None:
+    out = flyte.run(parent_with_every_setting).outputs()[0]
+    runs = _by_id(wandb_env)
+    (parent,), (child,) = runs[out["parent"]], runs[out["new_child"]]
+    assert (parent.project, parent.entity, parent.tags, parent.config["lr"]) == (
+        "parent-project",
+        "parent-entity",
+        ["parent"],
+        0.1,
+    )
+    assert (child.project, child.entity, child.tags, child.config["lr"]) == (
+        parent.project,
+        parent.entity,
+        parent.tags,
+        0.1,
+    )
+
+
+def test_children_do_not_inherit_the_parents_name_notes_job_type_or_layout(wandb_env: Path) -> None:
+    out = flyte.run(parent_with_every_setting).outputs()[0]
+    runs = _by_id(wandb_env)
+    (parent,), (child,) = runs[out["parent"]], runs[out["new_child"]]
+    assert (parent.name, parent.notes, parent.job_type) == ("parent-name", "parent-notes", "parent-job")
+    assert (child.name, child.notes, child.job_type) == ("", "", "")
+    # The parent's run_mode="new" stays the parent's: a child that sets no layout is auto, so it joins the
+    # parent's run instead of opening one of its own.
+    assert out["bare_child"] == out["parent"]
+    assert set(runs) == {out["parent"], out["new_child"]}
 
 
 def test_settings_given_in_the_run_context_reach_every_descendant(wandb_env: Path) -> None:
@@ -194,18 +244,6 @@ def test_settings_given_in_the_run_context_reach_every_descendant(wandb_env: Pat
         assert (run.project, run.entity) == ("ctx-project", "ctx-entity")
         assert run.config["year"] == "2024"
     assert {r.run_id for r in offline_runs(wandb_env)} == {out["parent"], out["chain"][0]}
-
-
-def test_child_inherits_decorator_settings_of_the_parent(wandb_env: Path) -> None:
-    out = flyte.run(parent_auto_children).outputs()[0]
-    assert out["kids"][0] == out["parent"]
-    (parent,) = offline_runs(wandb_env)
-    assert (parent.project, parent.entity, parent.tags, parent.config["lr"]) == (
-        "parent-project",
-        "parent-entity",
-        ["parent"],
-        0.1,
-    )
 
 
 def test_shared_child_attaches_to_the_parent_run(wandb_env: Path) -> None:
@@ -220,7 +258,9 @@ def test_shared_child_without_a_parent_run_fails_clearly(wandb_env: Path) -> Non
 
 
 def test_failing_children_do_not_fail_the_parent_run(wandb_env: Path) -> None:
-    parent_id = flyte.run(parent_survives_children).outputs()[0]
+    out = flyte.run(parent_survives_children).outputs()[0]
+    assert len(out["raised"]) == 2 and all("broke" in e for e in out["raised"]), "each child raised to its parent"
+    parent_id = out["parent"]
     runs = _by_id(wandb_env)
     (parent,) = runs.pop(parent_id)
     assert parent.exit_code == 0 and parent.metric("parent_done") == [1]
