@@ -18,6 +18,7 @@ from flyteplugins.pytorch.task import Elastic
 from readback import OfflineRun, offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
+from flyteplugins_wandb.local import pod_context
 
 env = flyte.TaskEnvironment(name="test_local_tasks")
 elastic_env = flyte.TaskEnvironment(name="test_local_tasks_elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
@@ -187,9 +188,17 @@ def test_an_async_task_writes_exactly_one_run_named_after_its_run_and_action(wan
     assert run.metric("x") == [4]
 
 
-def test_get_wandb_run_is_none_after_the_task() -> None:
-    launch(async_task, x=1)
-    assert get_wandb_run() is None
+def test_get_wandb_run_is_none_again_once_the_task_returns_in_the_same_context(tmp_path: Path) -> None:
+    # flyte.run executes a task on an event loop of its own, whose context could never leak back here; so the
+    # task runs in this very context, as a pod runs it, and the run must be unbound when its body returns.
+    async def in_this_context() -> tuple[dict[str, str], object]:
+        with pod_context("R", "a1", root=str(tmp_path)):
+            seen = await async_task.execute(x=1)
+            return seen, get_wandb_run()
+
+    seen, after = asyncio.run(in_this_context())
+    assert seen["run_id"] == "R-a1", "the body had its run"
+    assert after is None
 
 
 def test_run_context_settings_reach_the_written_run_with_string_values_kept(wandb_env: Path) -> None:
@@ -209,11 +218,12 @@ def test_a_host_and_unknown_wandb_keys_in_the_run_context_do_not_stop_the_run(wa
     assert files_under(wandb_env) != []
 
 
-def test_a_shared_run_mode_from_the_run_context_does_not_stop_a_plain_task() -> None:
-    # The run context reaches every task of the run, Elastic or not; the decorator promises that a run that cannot
-    # be started leaves the task running (strict=False).
+def test_a_shared_run_mode_from_the_run_context_gives_a_plain_task_a_run_of_its_own(wandb_env: Path) -> None:
+    # The run context reaches every task of the run, Elastic or not: a plain task (an orchestrating parent, say)
+    # is not stopped by a run-wide shared layout, and gets its own run.
     seen = launch(bare_task, wandb_config(run_mode="shared"))
-    assert seen["action_name"] != ""
+    run = the_one_run(wandb_env)
+    assert seen["run_id"] == run.run_id == f"{seen['run_name']}-{seen['action_name']}"
 
 
 def test_the_decorator_beats_the_run_context_and_configs_merge_key_by_key(wandb_env: Path) -> None:

@@ -9,6 +9,7 @@ values each rank passes, with dyadic values so that float64 sums are exact in an
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -30,7 +31,7 @@ from remote_task import run_as_pod
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb._artifacts import log_artifact
 from flyteplugins_wandb._reduce import STEP_METRIC, ReduceOpName, log_reduced
-from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+from flyteplugins_wandb.local import LocalElasticError, pod_context, run_elastic_locally
 
 OPS: tuple[ReduceOpName, ...] = ("mean", "sum", "min", "max")
 WORLD = 4
@@ -321,11 +322,35 @@ def test_without_a_process_group_the_values_are_logged_as_given(
     assert (artifact["name"], sorted(artifact["aliases"])) == ("ckpt", ["best", "latest"])  # W&B adds latest
 
 
+@wandb_init(project="p")
+@plain.task
+async def opens_a_run() -> str:
+    run = get_wandb_run()
+    assert run is not None
+    return run.id
+
+
 def test_outside_a_tracked_task_the_values_come_back_and_nothing_is_logged(wandb_env: Path) -> None:
     assert log_reduced({"a": 1, "b": torch.tensor(2.5)}, op="max") == {"a": 1.0, "b": 2.5}
     assert log_artifact(wandb_env, name="nothing") is None
-    assert get_wandb_run() is None
     assert list(wandb_env.iterdir()) == []
+
+
+def test_once_a_tracked_task_has_returned_its_run_gets_nothing_more(
+    wandb_env: Path, tmp_path: Path, local_flyte: None
+) -> None:
+    # The task runs in this very context, as a pod runs it (flyte.run would use an event loop of its own, whose
+    # context never comes back here), so a run left bound after the body would receive what follows.
+    async def after_a_task() -> tuple[str, dict[str, float], Any]:
+        with pod_context("R", "a1", root=str(tmp_path / "pod")):
+            run_id = await opens_a_run.execute()
+            return run_id, log_reduced({"a": 1, "b": torch.tensor(2.5)}, op="max"), log_artifact(tmp_path, name="x")
+
+    run_id, reduced, artifact = asyncio.run(after_a_task())
+    assert run_id == "R-a1"
+    assert (reduced, artifact) == ({"a": 1.0, "b": 2.5}, None)
+    (written,) = offline_runs(wandb_env)
+    assert written.metric("a") == [] and _records(written, "artifact") == []
 
 
 def test_an_unknown_op_is_refused_naming_the_choices() -> None:
