@@ -341,13 +341,14 @@ def test_once_a_tracked_task_has_returned_its_run_gets_nothing_more(
 ) -> None:
     # The task runs in this very context, as a pod runs it (flyte.run would use an event loop of its own, whose
     # context never comes back here), so a run left bound after the body would receive what follows.
-    async def after_a_task() -> tuple[str, dict[str, float], Any]:
+    async def after_a_task() -> tuple[str, Any, dict[str, float], Any]:
         with pod_context("R", "a1", root=str(tmp_path / "pod")):
             run_id = await opens_a_run.execute()
-            return run_id, log_reduced({"a": 1, "b": torch.tensor(2.5)}, op="max"), log_artifact(tmp_path, name="x")
+            reduced = log_reduced({"a": 1, "b": torch.tensor(2.5)}, op="max")
+            return run_id, get_wandb_run(), reduced, log_artifact(tmp_path, name="x")
 
-    run_id, reduced, artifact = asyncio.run(after_a_task())
-    assert run_id == "R-a1"
+    run_id, run_after, reduced, artifact = asyncio.run(after_a_task())
+    assert run_id == "R-a1" and run_after is None
     assert (reduced, artifact) == ({"a": 1.0, "b": 2.5}, None)
     (written,) = offline_runs(wandb_env)
     assert written.metric("a") == [] and _records(written, "artifact") == []
