@@ -15,7 +15,7 @@ from typing import Any
 
 import flyte
 import pytest
-from fake_wandb_server import KEY, FakeWandb, serve
+from fake_wandb_server import KEY, RUN_KEY, FakeWandb, serve
 from readback import offline_runs
 
 from flyteplugins_wandb import (
@@ -47,8 +47,11 @@ CONFIG = wandb_sweep_config(
 )
 GRID = wandb_sweep_config(method="grid", metric=LOSS, parameters={"x": {"values": [0.0, 1.0]}, "b": {"values": [0, 1]}})
 PROPOSALS = [{"x": 0.5, "b": 0}, {"x": 1.0, "b": 1}, {"x": -1.0, "b": 0}, {"x": 1.5, "b": 1}]
-# Heartbeats every 0.1 s, so a trial of 0.3 s is seen running; patience short enough for tests.
-FAST = AgentPolicy(heartbeat_interval=0.1, max_failures=3, idle_timeout=2.0, call_timeout=5.0)
+# Heartbeats every 0.1 s, so a trial of 0.3 s is seen running. The server is a thread of this process, which a
+# busy machine slows: every bound on a call that should succeed is a generous hang guard, not a clock.
+FAST = AgentPolicy(heartbeat_interval=0.1, max_failures=3, idle_timeout=10.0, call_timeout=30.0)
+LOADED = 30.0
+"""Seconds for a call to the fake server that is meant to succeed."""
 
 
 def loss_of(x: float, b: int) -> float:
@@ -120,33 +123,41 @@ def _summary(result: Any, seen: str | None) -> str:
     )
 
 
-@wandb_sweep(config=CONFIG, probe_timeout=2.0, timeout=5.0)
+@wandb_sweep(config=CONFIG, probe_timeout=LOADED, timeout=LOADED)
 @env.task
 async def online_driver(parallel: int, count: int) -> str:
     seen = get_wandb_sweep_id()
     return _summary(await run_sweep(trial, parallel=parallel, count=count, policy=FAST), seen)
 
 
-@wandb_sweep(config=CONFIG, probe_timeout=2.0, timeout=5.0)
+@wandb_sweep(config=CONFIG, probe_timeout=LOADED, timeout=LOADED)
 @env.task
 async def stopping_driver() -> str:
     return _summary(await run_sweep(endless_trial, parallel=1, count=1, policy=FAST), get_wandb_sweep_id())
 
 
-@wandb_sweep(config=CONFIG, probe_timeout=2.0, timeout=5.0)
+@wandb_sweep(config=CONFIG, probe_timeout=LOADED, timeout=LOADED)
 @env.task
 async def parent_trial_driver() -> str:
     return _summary(await run_sweep(parent_trial, parallel=1, count=1, policy=FAST), get_wandb_sweep_id())
 
 
-@wandb_sweep(probe_timeout=1.0, timeout=2.0)
+# Its probe must also give up on a server that never answers (one of the breakages): 5 s, not LOADED.
+@wandb_sweep(probe_timeout=5.0, timeout=10.0)
 @env.task
 async def context_driver(count: int) -> str:
     seen = get_wandb_sweep_id()
     return _summary(await run_sweep(plain_trial, parallel=2, count=count, policy=FAST), seen)
 
 
-@wandb_sweep(config=GRID, strict=True, probe_timeout=1.0)
+@wandb_sweep(config=CONFIG, probe_timeout=LOADED, timeout=LOADED)
+@env.task
+async def online_runs_driver() -> str:
+    # plain_trial sets no mode: online, so its runs go to the server that handed them out.
+    return _summary(await run_sweep(plain_trial, parallel=1, count=2, policy=FAST), get_wandb_sweep_id())
+
+
+@wandb_sweep(config=GRID, strict=True, probe_timeout=LOADED)
 @env.task
 async def strict_driver() -> str:
     await run_sweep(plain_trial, parallel=1, count=1, policy=FAST)
@@ -190,7 +201,12 @@ def test_an_online_sweep_runs_the_servers_trials_as_flyte_tasks_under_their_serv
     assert out["sweep_id"] == out["seen"] == "swp00000"
     assert out["url"] == f"{url}/alice/sweeps-proj/sweeps/swp00000"
     [created] = fake.sweeps
-    assert created["parsed"] == CONFIG.config.to_wandb()
+    assert created["parsed"] == {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": -2.0, "max": 2.0}, "b": {"values": [0, 1]}},
+        "project": "sweeps-proj",
+    }
     assert (created["projectName"], created["entityName"]) == ("sweeps-proj", "alice")
     assert [(a["sweep"], a["projectName"], a["entityName"]) for a in fake.agents] == [
         ("swp00000", "sweeps-proj", "alice")
@@ -217,6 +233,21 @@ def test_an_online_sweep_runs_the_servers_trials_as_flyte_tasks_under_their_serv
         assert run.config["sweep_id"] == "swp00000"
         assert run.summary["seen_sweep_id"] == "swp00000"
         assert run.summary["loss"] == loss_of(**launched[run_id])
+
+
+def test_an_online_trials_run_is_created_on_the_server_under_the_run_id_and_sweep_it_was_assigned(
+    fake: FakeWandb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", RUN_KEY)  # wandb itself wants a key of 40 characters
+    out = json.loads(flyte.run(online_runs_driver).outputs()[0])
+    assert sorted(t["run_id"] for t in out["trials"]) == ["run000", "run001"]
+    created = {}
+    for sent in fake.ops("UpsertBucket"):
+        created.setdefault(sent.run, sent.variables)  # the first upsert of each run creates it
+    assert {run: (v["sweep"], v["project"]) for run, v in created.items()} == {
+        "run000": ("swp00000", "sweeps-proj"),
+        "run001": ("swp00000", "sweeps-proj"),
+    }
 
 
 def test_count_bounds_the_runs_asked_of_the_server(fake: FakeWandb) -> None:
@@ -261,7 +292,9 @@ def test_a_server_that_stops_answering_ends_the_agents_and_the_driver_returns(
     fake.fail_heartbeats_after = 2
     with caplog.at_level(logging.WARNING, logger="flyteplugins_wandb"):
         out = json.loads(flyte.run(online_driver, parallel=1, count=4).outputs()[0])
-    assert len(out["trials"]) < 4
+    # Heartbeat 1 hands out run000 and heartbeat 2 sees it running; then the server fails. So run000 ran, and at
+    # most one more trial (if heartbeat 2 found the agent idle), never the four asked for.
+    assert [t["run_id"] for t in out["trials"]][:1] == ["run000"] and len(out["trials"]) <= 2
     assert "the server stopped answering" in caplog.text
     # A trial in flight when the server went away still finished.
     assert all(t["status"] == "complete" for t in out["trials"])
@@ -383,11 +416,15 @@ def test_online_without_a_key_fails_before_the_body_runs(
 
 
 def test_the_client_reads_the_viewer_and_files_the_sweep_where_the_server_says(fake: FakeWandb) -> None:
-    server = SweepServer(fake.url, KEY, timeout=5)  # type: ignore[attr-defined]
-    assert server.probe(2.0) == "alice"
+    server = SweepServer(fake.url, KEY, timeout=LOADED)  # type: ignore[attr-defined]
+    assert server.probe(LOADED) == "alice"
     created = server.create_sweep(GRID.config, entity=None, project=None)
     assert (created.sweep_id, created.entity, created.project) == ("swp00000", "alice", "uncategorized")
-    assert fake.sweeps[0]["parsed"] == GRID.config.to_wandb()
+    assert fake.sweeps[0]["parsed"] == {
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [0.0, 1.0]}, "b": {"values": [0, 1]}},
+    }
     agent = server.register_agent("swp00000", entity="alice", project="uncategorized", host="h")
     assert server.heartbeat(agent, {}) == [
         {"type": "run", "run_id": "run000", "args": {"x": {"value": 0.5}, "b": {"value": 0}}}
@@ -402,23 +439,23 @@ def test_the_client_reads_the_viewer_and_files_the_sweep_where_the_server_says(f
         pytest.param({"status": 500}, SweepServerUnreachable, "HTTP 500", id="500"),
         pytest.param({"status": 429}, SweepServerUnreachable, "HTTP 429", id="429"),
         pytest.param({"status": 404}, SweepServerError, "HTTP 404", id="404"),
-        pytest.param({"hang": True}, SweepServerUnreachable, "no answer from .* within 0.5s", id="hangs"),
+        pytest.param({"hang": True, "probe": 0.5}, SweepServerUnreachable, "no answer from .* within 0.5s", id="hangs"),
         pytest.param({"key": "wrong"}, SweepServerAuthError, "HTTP 401", id="wrong-key"),
     ],
 )
 def test_every_way_the_probe_fails_is_a_typed_error_naming_the_server(
     fake: FakeWandb, setup: dict[str, Any], error: type[Exception], message: str
 ) -> None:
-    key = setup.pop("key", KEY)
+    key, probe = setup.pop("key", KEY), setup.pop("probe", LOADED)
     for name, value in setup.items():
         setattr(fake, name, value)
     with pytest.raises(error, match=message):
-        SweepServer(fake.url, key).probe(0.5)  # type: ignore[attr-defined]
+        SweepServer(fake.url, key).probe(probe)  # type: ignore[attr-defined]
 
 
 def test_a_refused_connection_is_unreachable() -> None:
     with pytest.raises(SweepServerUnreachable, match="no answer from http://127.0.0.1"):
-        SweepServer(_refused_url(), KEY).probe(1.0)
+        SweepServer(_refused_url(), KEY).probe(LOADED)
 
 
 def test_a_graphql_error_is_reported_with_the_servers_message(fake: FakeWandb) -> None:
