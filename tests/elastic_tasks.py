@@ -204,3 +204,22 @@ def report_values(rank: int, steps: int) -> dict[str, list[float]]:
         "loss": [10.0 * rank + 1.0 / (s + 1) for s in range(steps)],
         "lr": [0.001 * (rank + 1) * (s + 1) for s in range(steps)],
     }
+
+
+def _fails_on(rank: int) -> str:
+    me = int(os.environ["RANK"])
+    if me == rank:
+        raise ValueError(f"deliberate failure on rank {me}")
+    return f"rank-{me}"
+
+
+@one_node.task
+def fails_on_rank_1x2(rank: int) -> str:
+    """Raises on global rank ``rank`` (none if out of range); the others return at once."""
+    return _fails_on(rank)
+
+
+@two_nodes.task
+def fails_on_rank_2x2(rank: int) -> str:
+    """As :func:`fails_on_rank_1x2`, on two simulated nodes."""
+    return _fails_on(rank)
