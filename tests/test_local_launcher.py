@@ -89,3 +89,14 @@ def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_lefto
         time.sleep(0.2)
     assert _live_processes_marked(marker) == {}, "no agent, worker or helper of the launch is left running"
     assert _state(hung["pid"]) in ("Z", "gone"), "the hanging worker was stopped"
+
+
+@pytest.mark.elastic
+def test_a_worker_failure_on_one_node_fails_the_launch_at_once_with_that_workers_error() -> None:
+    # The other node's agent, whose workers returned, waits in torch's exit barrier for minutes: the launch must
+    # not wait for it (nor for the timeout) before it reports the failure.
+    with pytest.raises(LocalElasticError) as raised:
+        run_elastic_locally(tasks.fails_on_rank_2x2, max_restarts=0, timeout=300, rank=3)
+    headline = str(raised.value).split("\n\n")[0]
+    assert "first worker error: " in headline and "ValueError: deliberate failure on rank 3" in headline
+    assert "did not finish within" not in headline
