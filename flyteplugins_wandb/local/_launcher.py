@@ -129,12 +129,32 @@ def _agent(
             with pod_context(run_name, action_name, root=root, custom_context=custom_context):
                 return await task.execute(**inputs)
 
-        output = asyncio.run(execute())
-        conn.send(("ok", output))
+        reply: tuple[Any, ...] = ("ok", asyncio.run(execute()))
     except BaseException as e:  # report everything, KeyboardInterrupt included, then exit
-        conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        _hold_signals()
+        reply = ("error", f"{type(e).__name__}: {e}", traceback.format_exc())
+    _report(conn, reply)
+
+
+def _hold_signals() -> None:
+    # Torch's agent turns SIGTERM and SIGINT into an exception wherever the main thread is. A second one (the
+    # launcher stopping a slow node, Ctrl-C reaching the whole process group) that lands while the result is
+    # being sent loses the result: the launcher would see a node that exited without a word.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _report(conn: Any, reply: tuple[Any, ...]) -> None:
+    """Send this node's result, uninterruptibly; afterwards SIGTERM stops the agent again (if it lingers)."""
+    _hold_signals()
+    try:
+        try:
+            conn.send(reply)
+        except Exception as e:  # an output that cannot be pickled, say: the launcher must still hear of it
+            conn.send(("error", f"the result of the node could not be sent ({type(e).__name__}: {e})", ""))
     finally:
         conn.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _node_tmp(root: str, node: int) -> str:
