@@ -15,7 +15,7 @@ from typing import Any
 
 import flyte
 import pytest
-from fake_wandb_server import KEY, RUN_KEY, FakeWandb, serve
+from fake_wandb_server import KEY, LONG_KEY, FakeWandb, serve
 from readback import offline_runs
 
 from flyteplugins_wandb import (
@@ -238,7 +238,7 @@ def test_an_online_sweep_runs_the_servers_trials_as_flyte_tasks_under_their_serv
 def test_an_online_trials_run_is_created_on_the_server_under_the_run_id_and_sweep_it_was_assigned(
     fake: FakeWandb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WANDB_API_KEY", RUN_KEY)  # wandb itself wants a key of 40 characters
+    monkeypatch.setenv("WANDB_API_KEY", LONG_KEY)  # wandb itself wants a key of 40 characters
     out = json.loads(flyte.run(online_runs_driver).outputs()[0])
     assert sorted(t["run_id"] for t in out["trials"]) == ["run000", "run001"]
     created = {}
