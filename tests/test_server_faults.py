@@ -18,7 +18,7 @@ from readback import by_rank, recorded_calls
 from remote_task import run_as_pod
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
-from flyteplugins_wandb.local import run_elastic_locally
+from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
 
 FAULTS = str(Path(__file__).parent / "faults")
 plain = flyte.TaskEnvironment(name="server-faults-plain")
@@ -60,6 +60,12 @@ def shared_training(x: int) -> int:
     dist.barrier()
     dist.destroy_process_group()
     return x
+
+
+@wandb_init(project="p", entity="e", run_mode="shared", strict=True)
+@elastic.task
+def shared_strict(x: int) -> int:
+    return shared_training.func.__wrapped__(x)  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.fixture
@@ -131,13 +137,6 @@ def test_an_init_refused_twice_then_accepted_gives_the_task_its_run(server: Fake
     assert [(s["complete"], s["exitcode"]) for s in _final_states(server, "R-a1")] == [(True, 0)]
 
 
-def test_an_init_refused_three_times_is_not_tried_a_fourth(server: FakeWandb, inits_log: Path) -> None:
-    server.bucket_faults = [400, 400, 400]
-    assert run_as_pod(trains, run_name="R", action_name="a1", x=5) == ("ok", (5, False))
-    assert len(recorded_calls(inits_log)) == 3
-    assert len(server.ops("UpsertBucket")) == 3
-
-
 def test_a_strict_task_fails_with_wandbs_error_when_the_server_never_answers(
     server: FakeWandb, inits_log: Path
 ) -> None:
@@ -190,3 +189,10 @@ def test_online_shared_writers_each_carry_their_label_and_only_the_primary_sets_
     # Both writers sent their data; only one post set the run's final state, and it says finished.
     run = result.run_ids[0]
     assert [(s["complete"], s["exitcode"]) for s in _final_states(server, run)] == [(True, 0)]
+
+
+@pytest.mark.elastic
+def test_a_strict_shared_task_fails_fast_when_the_server_refuses_the_run(server: FakeWandb) -> None:
+    server.status = 401
+    with pytest.raises(LocalElasticError, match="returned error 401"):
+        run_elastic_locally(shared_strict, max_restarts=0, x=3)
