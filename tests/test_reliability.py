@@ -121,12 +121,6 @@ def shared_writer_lingers(x: int) -> int:
     return out  # type: ignore[no-any-return]
 
 
-@wandb_init(project="p", run_mode="shared", strict=True)
-@elastic.task
-def shared_strict(x: int) -> int:
-    return shared_training.func.__wrapped__(x)  # type: ignore[attr-defined, no-any-return]
-
-
 @wandb_init(project="p")
 @elastic.task
 def trains_until_preempted(marker_dir: str) -> int:
@@ -241,12 +235,6 @@ def test_the_primary_finishes_the_shared_run_only_after_the_other_writers(wandb_
     assert result.output == 2
     (primary,), (writer,) = _calls(log, "finish")["0"], _calls(log, "finish")["1"]
     assert primary["called"] > writer["returned"], "the primary's finish waited for the writer's"
-
-
-@pytest.mark.elastic
-def test_strict_mode_fails_fast_when_the_run_cannot_start(wandb_env: Path) -> None:
-    with pytest.raises(LocalElasticError, match="injected: the W&B server refused the run|failed to start"):
-        run_elastic_locally(shared_strict, max_restarts=0, env=_faults(FAULT_INIT_FAIL="1"), x=3)
 
 
 # A hang inside the process, outside wandb's own init_timeout (its service stuck, say), is what the plugin's outer
