@@ -88,6 +88,8 @@ class WandbConfig:
     config: Mapping[str, Any] | None = _setting(inherited=True)
     """Secret-looking entries are dropped and the run's provenance is added before it reaches ``wandb.init``."""
     init_kwargs: Mapping[str, Any] | None = _setting(inherited=True)
+    download_logs: bool | None = _setting(inherited=True)
+    """Save online runs' files to Flyte's storage after the task too (offline runs are always saved)."""
     parent_run_id: str | None = _setting(user=False)
     """The run of the task that launched this one."""
     parent_group: str | None = _setting(user=False)
@@ -124,9 +126,9 @@ class WandbConfig:
                     raise TypeError(f"{f.name} must be a mapping with str keys, got {value!r}")
                 _check_json(f.name, dict(value))
                 object.__setattr__(self, f.name, dict(value))
-            elif f.name == "report":
+            elif f.name in ("report", "download_logs"):
                 if not isinstance(value, bool):
-                    raise TypeError(f"report must be a bool, got {type(value).__name__} {value!r}")
+                    raise TypeError(f"{f.name} must be a bool, got {type(value).__name__} {value!r}")
             elif not isinstance(value, str):
                 raise TypeError(f"{f.name} must be a str, got {type(value).__name__} {value!r}")
         for f in fields(self):
@@ -195,7 +197,7 @@ def cleared(*names: str) -> dict[str, str]:
 
 
 _MAPPINGS: Final = frozenset({"config", "init_kwargs"})
-_STRUCTURED: Final = _MAPPINGS | {"tags", "report"}
+_STRUCTURED: Final = _MAPPINGS | {"tags", "report", "download_logs"}
 
 
 def decode_config(context: Mapping[str, str] | None) -> WandbConfig:
@@ -266,6 +268,7 @@ def wandb_config(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     report: bool | None = None,
+    download_logs: bool | None = None,
     **init_kwargs: Any,
 ) -> WandbContext:
     """W&B settings for a whole Flyte run: ``flyte.with_runcontext(custom_context=wandb_config(...)).run(...)``.
@@ -273,6 +276,7 @@ def wandb_config(
     Every decorated task of the run reads them; arguments of ``@wandb_init`` take precedence over them, and they
     take precedence over ``WANDB_*`` environment variables. Bad values raise here, before anything is launched.
     ``report=True`` gives every decorated task of the run a "Weights & Biases" report tab (see ``wandb_init``).
+    ``download_logs=True`` saves the files of online runs to Flyte's storage too (see ``@wandb_init``).
     """
     return WandbContext(
         WandbConfig(
@@ -290,6 +294,7 @@ def wandb_config(
             run_mode=run_mode,
             rank_scope=rank_scope,
             report=report,
+            download_logs=download_logs,
             init_kwargs=init_kwargs or None,
         )
     )

@@ -9,9 +9,10 @@ from typing import Any, Final, TypeVar, overload
 from ._agent_trials import plain_function_scope
 from ._config import RESERVED_INIT_KEYWORDS, USER_FIELDS, WANDB_INIT_KEYWORDS, WandbConfig
 from ._init_args import PER_PROCESS_SETTINGS
-from ._lifecycle import InitOptions, track
+from ._lifecycle import InitOptions
 from ._links import Wandb
 from ._options import RankScope, RunMode, check_seconds
+from ._pod import body_scope, hook_execute
 from ._report_task import reported
 from ._task_wrap import task_and_function, wrap_body
 from ._topology import elastic_node_count
@@ -46,6 +47,7 @@ def wandb_init(
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
     report: bool | None = None,
+    download_logs: bool | None = None,
     **init_kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -66,6 +68,7 @@ def wandb_init(
     finish_timeout: float = 60.0,
     run_per_attempt: bool = False,
     report: bool | None = None,
+    download_logs: bool | None = None,
     **init_kwargs: Any,
 ) -> Any:
     """Open a W&B run in each process of a Flyte task that should have one, for the duration of the task.
@@ -90,6 +93,10 @@ def wandb_init(
     - ``report=True`` (or ``wandb_config(report=True)``) gives the task a "Weights & Biases" Flyte report tab: its
       runs and one line chart per metric, read from the runs' local files (offline too), written when the task
       ends by global rank 0 and refreshed now and then while it runs. See the README.
+    - On an ``Elastic`` task, each pod starts one W&B service for its workers, so a worker killed abruptly loses
+      nothing it logged. Offline runs (and online runs whose finish timed out) are saved to Flyte's storage when
+      the task's processes end, as the ``wandb_run_files`` directory in the Flyte UI; ``download_logs=True`` (here or in
+      ``wandb_config``) saves online runs too. ``python -m flyteplugins_wandb.sync <dir>`` turns them into W&B runs.
     """
     for key in init_kwargs:
         if key in RESERVED_INIT_KEYWORDS:
@@ -116,6 +123,7 @@ def wandb_init(
             tags=tuple(tags) if tags is not None and not isinstance(tags, str) else tags,
             config=config,
             init_kwargs=init_kwargs or None,
+            download_logs=download_logs,
             **fields,
         ),
         settings=settings,
@@ -164,7 +172,10 @@ def _decorate(target: F, options: InitOptions, report: bool | None = None) -> F:
     distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
     options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
     # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
-    task.func = wrap_body(fn, lambda: reported(track(options), report, options.finish_timeout), _MARK)
+    task.func = wrap_body(fn, lambda: reported(body_scope(options)(), report, options.finish_timeout), _MARK)
+    if distributed:
+        # Elastic workers run the function; the pod process that starts them runs execute.
+        hook_execute(task, options)
     task.links = (*task.links, *_links(task, options))
     if report:
         task.report = True  # so that Flyte offers the task's report in its UI

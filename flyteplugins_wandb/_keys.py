@@ -63,6 +63,10 @@ FLYTE_ENDPOINT_OVERRIDE: Final = "_U_EP_OVERRIDE"
 
 # The plugin's own.
 MANIFEST_ENV: Final = "FLYTEPLUGINS_WANDB_MANIFEST"
+POD_LEDGER_ENV: Final = "FLYTEPLUGINS_WANDB_POD_LEDGER"
+"""Set by a pod for its workers: a directory where they record their runs too, so that the pod saves exactly its own."""
+NODE_SERVICE_ENV: Final = "FLYTEPLUGINS_WANDB_NODE_SERVICE"
+"""``0``/``false``/``no``/``off`` in the pod: no node service; each worker starts its own W&B service."""
 """A directory where each process records the run it opened (the local launcher reads it back)."""
 REPORT_REFRESH_ENV: Final = "FLYTEPLUGINS_WANDB_REPORT_REFRESH"
 """Seconds between refreshes of the report tab while a task runs (still bounded by their cost); 0 turns them off."""

@@ -18,7 +18,8 @@ from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._init_retry import releasing_on_failure
-from ._manifest import RunRecord, record_run
+from ._manifest import RunRecord, record_run, record_unfinished
+from ._node_service import open_run
 from ._options import check_seconds
 from ._plan import ParentRun, RunPlan, base_id, plan
 from ._provenance import provenance
@@ -295,11 +296,15 @@ def _init(
     kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=timeout if ours else None)
     # wandb's own init_timeout fires first with its own message; this bound catches what hangs outside it.
     limit = timeout * 1.25 + 5
+
+    # A restarted writer may find its run still held by its dead predecessor in the node's service; only a run
+    # with one writer can be taken over (a shared run's other writers are alive).
+    def init() -> Run:
+        return open_run(lambda: wandb.init(**kwargs), str(p.run_id), may_release=p.writer is None)
+
     return retrying(
         # A failed init leaves its run id taken in wandb's service: free it, or every retry fails on it.
-        lambda: releasing_on_failure(
-            lambda: bounded(lambda: wandb.init(**kwargs), limit, f"wandb.init of run {p.run_id}"), p.run_id
-        ),
+        lambda: releasing_on_failure(lambda: bounded(init, limit, f"wandb.init of run {p.run_id}"), p.run_id),
         attempts=options.init_attempts,
         backoff=1.0,
         what=f"wandb.init of run {p.run_id}",
@@ -372,6 +377,7 @@ def _finish(
         if run is not None:
             bounded(lambda: run.finish(exit_code=exit_code), options.finish_timeout, f"finishing run {p.run_id}")
     except Timeout:
+        record_unfinished(getattr(getattr(run, "settings", None), "sync_dir", None))
         logger.warning(
             "run %s did not finish within %.0fs; data not yet uploaded stays in %s (upload it with `wandb sync`)",
             p.run_id,

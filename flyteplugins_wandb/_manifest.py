@@ -1,22 +1,32 @@
-"""An opt-in record of the runs this plugin opened, one JSON line per run, for local launches and tests.
+"""A record of the runs this plugin opened, one JSON line per run: opt-in for local launches and tests, and kept
+by a pod for its workers so that their run files can be saved when they end.
 
 Set ``FLYTEPLUGINS_WANDB_MANIFEST`` to a directory and every process that opens a run appends a line to a file
-of its own there (no locking needed across processes).
+of its own there (no locking needed across processes). Within one process, :func:`collecting` gathers the same
+records (and the runs whose finish timed out) for the task body that runs inside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import _keys as keys
 
-__all__ = ["RunRecord", "collecting", "read_manifest", "record_run"]
+__all__ = [
+    "RunRecord",
+    "collecting",
+    "collecting_unfinished",
+    "read_manifest",
+    "read_unfinished",
+    "record_run",
+    "record_unfinished",
+]
 
 
 @dataclass(frozen=True)
@@ -41,33 +51,68 @@ class RunRecord:
     """The run's local files (offline runs can be synced from here with ``wandb sync``)."""
 
 
-# The records of the task body running in this context, for its report tab (a ContextVar: sibling tasks in one
-# process each keep their own).
-_collected: ContextVar[list[RunRecord] | None] = ContextVar("flyteplugins_wandb_collected", default=None)
+# What the task bodies running in this context gather (ContextVars: sibling tasks in one process each keep their
+# own). Every active gatherer gets each record, so that nested ones (the report tab around the saved run files)
+# see the same runs.
+_collected: ContextVar[tuple[list[RunRecord], ...]] = ContextVar("flyteplugins_wandb_collected", default=())
+_unfinished: ContextVar[tuple[set[str], ...]] = ContextVar("flyteplugins_wandb_unfinished", default=())
 
 
-@contextmanager
+@contextlib.contextmanager
 def collecting() -> Iterator[list[RunRecord]]:
     """Gather the records of the runs opened in this context while the block runs (whether or not the manifest
     file is enabled)."""
     sink: list[RunRecord] = []
-    token = _collected.set(sink)
+    token = _collected.set((*_collected.get(), sink))
     try:
         yield sink
     finally:
         _collected.reset(token)
 
 
-def record_run(entry: RunRecord, environ: Mapping[str, str] = os.environ) -> None:
-    sink = _collected.get()
-    if sink is not None:
-        sink.append(entry)
-    target = environ.get(keys.MANIFEST_ENV)
-    if not target:
+@contextlib.contextmanager
+def collecting_unfinished() -> Iterator[set[str]]:
+    """Gather the directories of the runs opened in this context whose finish did not complete in time."""
+    sink: set[str] = set()
+    token = _unfinished.set((*_unfinished.get(), sink))
+    try:
+        yield sink
+    finally:
+        _unfinished.reset(token)
+
+
+def record_unfinished(directory: str | None, environ: Mapping[str, str] = os.environ) -> None:
+    """Note that the run whose files are in ``directory`` did not finish in time."""
+    if not directory:
         return
-    path = Path(target) / f"runs-{os.getpid()}.jsonl"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(asdict(entry)) + "\n")
+    for sink in _unfinished.get():
+        sink.add(directory)
+    for target in _targets(environ):
+        with (Path(target) / f"unfinished-{os.getpid()}.txt").open("a", encoding="utf-8") as f:
+            f.write(directory + "\n")
+
+
+def read_unfinished(directory: str | os.PathLike[str]) -> set[str]:
+    """The directories :func:`record_unfinished` noted under ``directory``."""
+    return {
+        line
+        for path in Path(directory).glob("unfinished-*.txt")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line
+    }
+
+
+def record_run(entry: RunRecord, environ: Mapping[str, str] = os.environ) -> None:
+    for sink in _collected.get():
+        sink.append(entry)
+    for target in _targets(environ):
+        with (Path(target) / f"runs-{os.getpid()}.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(entry)) + "\n")
+
+
+def _targets(environ: Mapping[str, str]) -> list[str]:
+    """The user's manifest and the pod's ledger (its own workers' runs only), where set."""
+    return list(dict.fromkeys(d for d in (environ.get(keys.MANIFEST_ENV), environ.get(keys.POD_LEDGER_ENV)) if d))
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> list[RunRecord]:

@@ -24,10 +24,13 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
 from .._keys import MANIFEST_ENV
 from .._manifest import RunRecord, read_manifest
+from .._node_service import node_service
+from .._pod import POD_OPTIONS
 from .._topology import elastic_node_count
 
 __all__ = ["LocalElasticError", "LocalElasticResult", "pod_context", "run_elastic_locally"]
@@ -55,6 +58,10 @@ class LocalElasticResult:
     action_name: str
     report: str | None = None
     """The HTML of the Flyte report the task wrote (``report=True``: the "Weights & Biases" tab), None if none."""
+    run_files: tuple[str, ...] = ()
+    """The W&B run files each node saved when its workers ended (offline runs, or all with ``download_logs``),
+    copied out of the launch's temporary storage; ``python -m flyteplugins_wandb.sync`` syncs one. Yours to
+    delete."""
 
     @property
     def run_ids(self) -> tuple[str, ...]:
@@ -111,7 +118,8 @@ def _agent(
     root: str,
     node: int,
 ) -> None:
-    """One simulated node: an elastic agent running the task in remote mode, as a Flyte pod would."""
+    """One simulated node: an elastic agent running the task in remote mode, as a Flyte pod would, with one W&B
+    service for its workers."""
     import asyncio
 
     os.environ.update(env)
@@ -127,7 +135,11 @@ def _agent(
 
         async def execute() -> Any:
             with pod_context(run_name, action_name, root=root, custom_context=custom_context):
-                return await task.execute(**inputs)
+                if hasattr(type(task), POD_OPTIONS):  # @wandb_init's own hook holds the node's service
+                    return await task.execute(**inputs)
+                # A task that opens its runs itself: its workers still share one service, as a pod's would.
+                with node_service(stop_timeout=60.0):
+                    return await task.execute(**inputs)
 
         reply: tuple[Any, ...] = ("ok", asyncio.run(execute()))
     except BaseException as e:  # report everything, KeyboardInterrupt included, then exit
@@ -267,6 +279,7 @@ def run_elastic_locally(
             run_name=run_name,
             action_name=action_name,
             report=_read_report(root),
+            run_files=_keep_run_files(manifest),
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -282,6 +295,17 @@ def _read_report(root: str) -> str | None:
             return f.read()
     except FileNotFoundError:
         return None
+
+
+def _keep_run_files(manifest: str) -> tuple[str, ...]:
+    """Copy the directories the nodes saved out of the launch's storage, which is deleted."""
+    kept = []
+    for note in sorted(Path(manifest).glob("saved-*.txt")):
+        for saved in note.read_text(encoding="utf-8").split():
+            target = tempfile.mkdtemp(prefix="wandb-run-files-")
+            shutil.copytree(saved, target, dirs_exist_ok=True)
+            kept.append(target)
+    return tuple(kept)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 
 from .. import _keys as keys
 from .._agent_trials import task_settings_for_agents
-from .._config import WandbConfig, decode_config
+from .._config import WandbConfig, decode_config, wandb_config
 from .._guards import Timeout, api_key, bounded, require_api_key, wandb_base_url
 from .._options import check_seconds
 from .._resolve import resolve
@@ -43,6 +43,8 @@ class SweepOptions:
     """Seconds the server has to answer the first call; an air-gapped cluster learns it here, once."""
     timeout: float = 30.0
     """Seconds for any later server call."""
+    download_logs: bool | None = None
+    """Handed to the trials through the run context: save their online runs' files after each trial."""
 
 
 @overload
@@ -56,6 +58,7 @@ def wandb_sweep(
     strict: bool = False,
     probe_timeout: float = 5.0,
     timeout: float = 30.0,
+    download_logs: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -67,6 +70,7 @@ def wandb_sweep(
     strict: bool = False,
     probe_timeout: float = 5.0,
     timeout: float = 30.0,
+    download_logs: bool | None = None,
 ) -> Any:
     """Open a W&B sweep for each run of a Flyte driver task; inside it, :func:`run_sweep` runs the trials.
 
@@ -82,13 +86,21 @@ def wandb_sweep(
     - Offline (``WANDB_MODE=offline``/``disabled``): the sweep id is ``{run_name}-{action}-sweep`` and the local
       engine proposes the trials; no server call is made.
     - The body and every task it launches see the id through :func:`get_wandb_sweep_id`.
+    - ``download_logs=True`` saves each trial's online run files to Flyte's storage too (``wandb_config``'s
+      ``download_logs``, given to the trials); trials that log offline are saved in any case.
     """
     if isinstance(config, SweepContext):
         config = config.config
     if config is not None and not isinstance(config, SweepConfig):
         raise TypeError(f"config must be wandb_sweep_config(...) or a SweepConfig, got {type(config).__name__}")
+    if download_logs is not None and not isinstance(download_logs, bool):
+        raise TypeError(f"download_logs must be a bool or None, got {download_logs!r}")
     options = SweepOptions(
-        config, bool(strict), check_seconds("probe_timeout", probe_timeout), check_seconds("timeout", timeout)
+        config,
+        bool(strict),
+        check_seconds("probe_timeout", probe_timeout),
+        check_seconds("timeout", timeout),
+        download_logs,
     )
 
     def decorate(target: F) -> F:
@@ -99,13 +111,23 @@ def wandb_sweep(
 
 def _decorate(target: F, options: SweepOptions) -> F:
     task, fn = task_and_function(target, "@wandb_sweep", _MARK)
-    wrapped = wrap_body(fn, lambda: open_sweep(options), _MARK)
+    wrapped = wrap_body(fn, lambda: _driver_scope(options), _MARK)
     if task is None:
         return wrapped  # type: ignore[return-value]
     # In place, as @wandb_init does: the environment holds this very task object.
     task.func = wrapped
     task.links = (*task.links, WandbSweep(options.config))
     return target
+
+
+@contextmanager
+def _driver_scope(options: SweepOptions) -> Iterator[SweepHome | None]:
+    if options.download_logs is None:
+        with open_sweep(options) as home:
+            yield home
+        return
+    with open_sweep(options) as home, wandb_config(download_logs=options.download_logs):
+        yield home
 
 
 @contextmanager

@@ -11,6 +11,9 @@ cannot tell the primary's requests from the others'. ``FAULT_RANKS`` (comma list
 
 The rank is read when the fault fires, not here: torch elastic sets ``RANK`` inside the spawned worker after its
 interpreter has started.
+
+FAULT_DETACHED_SERVICE_FAIL: wandb cannot start a detached wandb-core (its start raises, as when the binary or
+its socket directory is unusable); a process's own service still starts. A fault of the pod process, not of a rank.
 """
 
 import json
@@ -86,3 +89,11 @@ if any(os.environ.get(k) for k in _HOOKED):
                 _record(entry)
 
         Run.finish = _finish
+
+if os.environ.get("FAULT_DETACHED_SERVICE_FAIL"):
+    from wandb.sdk.lib.service import service_process
+
+    def _start_detached(*args, **kwargs):
+        raise OSError("injected: wandb-core could not be started detached")
+
+    service_process.start_detached = _start_detached

@@ -1,0 +1,143 @@
+"""What the pod process of a decorated task does around the processes that open runs.
+
+For an ``Elastic`` task on a cluster, the pod's own process runs ``TorchFunctionTask.execute``, which starts the
+workers with torch elastic; ``@wandb_init``'s body wrapper runs only inside the workers. So the decorator also
+hooks ``execute`` (:func:`hook_execute`): around the workers, the pod process holds one W&B service for the node
+(:mod:`._node_service`) and a record of the workers' runs, and when they have ended it saves the run files that
+must outlive the pod (:mod:`._run_files`). A task that is not distributed, or an Elastic task in Flyte's local
+mode, opens its run in this process: :func:`body_scope` saves its files after the body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Final
+
+from ._config import WandbConfig, decode_config
+from ._keys import POD_LEDGER_ENV
+from ._lifecycle import InitOptions, track
+from ._manifest import collecting, collecting_unfinished, read_manifest, read_unfinished
+from ._node_service import node_service
+from ._resolve import resolve
+from ._run_files import runs_to_save, save_run_files
+from ._topology import DistributedInfo
+
+__all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope"]
+
+logger = logging.getLogger("flyteplugins_wandb")
+
+POD_OPTIONS: Final = "__flyteplugins_wandb_pod__"
+"""Class attribute of a hooked task class: the decorator's options."""
+
+
+def hook_execute(task: Any, options: InitOptions) -> None:
+    """Run ``task.execute`` inside :func:`pod_scope`, changing ``task`` in place.
+
+    The task's class is replaced by a subclass that overrides ``execute``: ``TaskEnvironment.tasks`` keeps the same
+    object, and copies made with ``task.override(...)`` or ``dataclasses.replace`` keep the hook (an attribute on
+    the instance would be dropped by them). The function that workers unpickle is not touched.
+    """
+    base = type(task)
+    base_execute = base.execute
+
+    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        opts = getattr(type(self), POD_OPTIONS)
+        nproc = int(getattr(getattr(self, "plugin_config", None), "nproc_per_node", 1) or 1)
+        async with pod_scope(opts, nproc):
+            return await base_execute(self, *args, **kwargs)
+
+    namespace = {
+        "execute": execute,
+        POD_OPTIONS: options,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "__doc__": base.__doc__,
+    }
+    task.__class__ = type(base.__name__, (base,), namespace)
+
+
+@contextlib.asynccontextmanager
+async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[None]:
+    """Around the workers of an Elastic task in this pod: one W&B service for them, a record of their runs, and
+    their run files saved once they have ended (task failed or not). Nothing in Flyte's local mode, where there
+    are no workers, and nothing when W&B is disabled."""
+    import flyte
+
+    tctx = flyte.ctx()
+    if not tctx or tctx.mode == "local":
+        yield
+        return
+    resolved = resolve(options.config, decode_config(tctx.custom_context), os.environ)
+    if resolved.wandb_mode == "disabled":
+        yield
+        return
+    share = not (resolved.layout.run_mode == "shared" and nproc_per_node > 1)
+    if not share:
+        logger.warning(
+            "run_mode='shared' with %d writers per node: one W&B service cannot hold several writers of one run, "
+            "so each worker keeps its own, and a worker killed abruptly loses what its service had not written",
+            nproc_per_node,
+        )
+    with _ledger() as ledger:
+        try:
+            with node_service(stop_timeout=options.finish_timeout, share=share):
+                yield
+        finally:
+            runs = runs_to_save(read_manifest(ledger), read_unfinished(ledger), resolved.config.download_logs is True)
+            save_run_files(runs, settle_timeout=options.finish_timeout)
+
+
+@contextlib.contextmanager
+def _ledger() -> Iterator[str]:
+    """A directory of this pod's own where its workers record their runs (beside a user's manifest, which several
+    pods of one machine may share)."""
+    path = tempfile.mkdtemp(prefix="wandb-pod-runs-")
+    saved = os.environ.get(POD_LEDGER_ENV)
+    os.environ[POD_LEDGER_ENV] = path
+    try:
+        yield path
+    finally:
+        if saved is None:
+            os.environ.pop(POD_LEDGER_ENV, None)
+        else:
+            os.environ[POD_LEDGER_ENV] = saved
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def body_scope(options: InitOptions) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """The scope of a task body: the run (:func:`track`), then, in a process that is not a worker of a distributed
+    task (which the pod process saves for), the run files that must outlive the pod."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[Any]:
+        if DistributedInfo.from_env(os.environ) is not None:
+            with track(options) as run:
+                yield run
+            return
+        with collecting() as runs, collecting_unfinished() as unfinished:
+            try:
+                with track(options) as run:
+                    yield run
+            finally:
+                save_run_files(
+                    runs_to_save(runs, unfinished, _download_logs(options)),
+                    settle_timeout=options.finish_timeout,
+                )
+
+    return scope
+
+
+def _download_logs(options: InitOptions) -> bool:
+    import flyte
+
+    tctx = flyte.ctx()
+    try:
+        context = decode_config(tctx.custom_context) if tctx else WandbConfig()
+    except ValueError:  # the body's own start has already reported it
+        context = WandbConfig()
+    return options.config.merged_over(context).download_logs is True

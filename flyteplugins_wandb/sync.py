@@ -1,0 +1,71 @@
+"""Turn the W&B run files a task saved (its ``wandb_run_files`` directory in the Flyte UI) into W&B runs.
+
+    python -m flyteplugins_wandb.sync <directory or its Flyte storage address> [--dry-run] [wandb sync options]
+
+A storage address (``s3://...``, ``gs://...``) is downloaded first, with the Flyte configuration that
+``flyte.init_from_config()`` finds. Then ``wandb sync`` runs on each saved run directory in the order they were
+written (so a restarted or retried run is replayed after the life before it), every shared-mode writer included.
+``--dry-run`` only prints the directories. Options after the directory go to ``wandb sync`` (for example
+``--project``, ``--entity``). Exits non-zero if any sync failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "run_directories"]
+
+
+def run_directories(root: str | os.PathLike[str]) -> list[Path]:
+    """Every run directory under ``root`` (one that holds a ``run-*.wandb`` file), in the order to sync them."""
+    return sorted({p.parent for p in Path(root).rglob("run-*.wandb")})
+
+
+def _local_copy(source: str, into: str) -> str:
+    if os.path.isdir(source):
+        return source
+    if "://" not in source:
+        raise SystemExit(f"no such directory: {source!r} (give a local directory or a storage address like s3://...)")
+    import flyte
+    from flyte.io import Dir
+
+    flyte.init_from_config()
+    return str(Dir.from_existing_remote(source).download_sync(into))
+
+
+def _wandb_cli() -> str:
+    exe = Path(sys.executable).with_name("wandb")
+    return str(exe) if exe.exists() else (shutil.which("wandb") or "wandb")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flyteplugins_wandb.sync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("source", help="the saved directory: a local path or its Flyte storage address")
+    parser.add_argument("--dry-run", action="store_true", help="print the run directories, sync nothing")
+    args, wandb_args = parser.parse_known_args(argv)
+    with tempfile.TemporaryDirectory(prefix="wandb-run-files-") as tmp:
+        runs = run_directories(_local_copy(args.source, tmp))
+        if not runs:
+            print(f"no W&B run directories in {args.source}", file=sys.stderr)
+            return 1
+        failed = 0
+        for run_dir in runs:
+            print(run_dir, flush=True)
+            if not args.dry_run:
+                failed += subprocess.run([_wandb_cli(), "sync", *wandb_args, str(run_dir)], check=False).returncode != 0
+        if failed:
+            print(f"{failed} of {len(runs)} run directories failed to sync", file=sys.stderr)
+        return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
