@@ -63,6 +63,22 @@ def run_per_rank() -> int:
     return int(os.environ["RANK"])
 
 
+@wandb_init(project="p", entity="e", run_mode="new", download_logs=True)
+@elastic.task
+def online_with_logs() -> int:
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(ROWS):
+        run.log({"row": i})
+    return int(os.environ["RANK"])
+
+
+@wandb_init(project="p", entity="e", run_mode="new")
+@elastic.task
+def online_without_logs() -> int:
+    return online_with_logs.func.__wrapped__()  # type: ignore[attr-defined, no-any-return]
+
+
 def _sync_dry_run(saved: str) -> list[Path]:
     """The run directories the documented sync command would upload, in order."""
     out = subprocess.run(
@@ -132,6 +148,33 @@ def test_each_pod_of_a_two_node_task_saves_exactly_its_own_workers_runs(wandb_en
         ranks = sorted(sorted(r.run_id.rsplit("-", 1)[1] for r in node) for node in per_node)
         assert ranks == [["0", "1"], ["2", "3"]]
         assert all(r.metric("row") == list(range(ROWS)) for node in per_node for r in node)
+    finally:
+        for path in result.run_files:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """W&B online against a fake W&B server on this machine."""
+    from fake_wandb_server import LONG_KEY, FakeWandb, serve
+
+    with serve(FakeWandb()) as url:
+        monkeypatch.setenv("WANDB_MODE", "online")
+        monkeypatch.setenv("WANDB_BASE_URL", url)
+        monkeypatch.setenv("WANDB_API_KEY", LONG_KEY)
+        yield
+
+
+@pytest.mark.elastic
+def test_download_logs_saves_online_runs_of_a_distributed_task_and_only_then(wandb_env: Path, online: None) -> None:
+    without = run_elastic_locally(online_without_logs, max_restarts=0, timeout=900)
+    assert without.run_files == ()
+    result = run_elastic_locally(online_with_logs, max_restarts=0, timeout=900)
+    try:
+        assert len(result.run_files) == 1
+        runs = [inspect_run(next(d.glob("run-*.wandb"))) for d in _sync_dry_run(result.run_files[0])]
+        assert sorted(r.run_id for r in runs) == [f"{result.run_name}-a0-rank-{i}" for i in (0, 1)]
+        assert all(r.metric("row") == list(range(ROWS)) and r.state == "finished" for r in runs)
     finally:
         for path in result.run_files:
             shutil.rmtree(path, ignore_errors=True)
