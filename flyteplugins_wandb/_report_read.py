@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +16,7 @@ from urllib.parse import quote
 
 from ._manifest import RunRecord
 from ._report import Line, ReportView, RunRow
+from ._wandb_cli import leet_inspect
 
 __all__ = ["WriterData", "build_view", "out_of_reach", "parse_records", "read_writer", "read_writers", "writer_label"]
 
@@ -41,12 +39,6 @@ class WriterData:
     error: str | None = None
     missing: bool = False
     """The directory or its run file is not there (for example on another node)."""
-
-
-def _wandb_cli() -> str | None:
-    # The CLI of the wandb installed next to this interpreter, not whichever `wandb` is first on PATH.
-    beside = Path(sys.executable).with_name("wandb")
-    return str(beside) if beside.exists() else shutil.which("wandb")
 
 
 def _scalar(value: Any) -> bool:
@@ -89,22 +81,11 @@ def read_writer(directory: str | os.PathLike[str] | None, timeout: float = 60.0)
     path = Path(directory)
     if not path.is_dir() or not any(path.glob("run-*.wandb")):
         return WriterData(None, error=f"no run file in {path} on this host", missing=True)
-    cli = _wandb_cli()
-    if cli is None:
-        return WriterData(None, error="the wandb command-line tool was not found")
+    out, error = leet_inspect(path, "--json", timeout=timeout)
+    if out is None:
+        return WriterData(None, error=error)
     try:
-        done = subprocess.run(
-            [cli, "leet", "inspect", "--json", str(path)], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return WriterData(None, error=f"wandb leet inspect did not answer within {timeout:.0f}s")
-    except OSError as e:
-        return WriterData(None, error=f"cannot run {cli}: {e}")
-    if done.returncode != 0:
-        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        return WriterData(None, error=f"wandb leet inspect exited {done.returncode}: {detail[-1] if detail else ''}")
-    try:
-        return parse_records(done.stdout.splitlines())
+        return parse_records(out.splitlines())
     except (json.JSONDecodeError, AttributeError) as e:
         return WriterData(None, error=f"wandb leet inspect printed something unexpected: {e}")
 

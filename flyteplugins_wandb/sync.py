@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from ._wandb_cli import wandb_cli
 
 __all__ = ["main", "run_directories"]
 
@@ -40,11 +41,6 @@ def _local_copy(source: str, into: str) -> str:
     return str(Dir.from_existing_remote(source).download_sync(into))
 
 
-def _wandb_cli() -> str:
-    exe = Path(sys.executable).with_name("wandb")
-    return str(exe) if exe.exists() else (shutil.which("wandb") or "wandb")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flyteplugins_wandb.sync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -61,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run_dir in runs:
             print(run_dir, flush=True)
             if not args.dry_run:
-                failed += subprocess.run([_wandb_cli(), "sync", *wandb_args, str(run_dir)], check=False).returncode != 0
+                failed += (
+                    subprocess.run([wandb_cli() or "wandb", "sync", *wandb_args, str(run_dir)], check=False).returncode
+                    != 0
+                )
         if failed:
             print(f"{failed} of {len(runs)} run directories failed to sync", file=sys.stderr)
         return 1 if failed else 0

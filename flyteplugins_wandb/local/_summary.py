@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .._manifest import RunRecord
+from .._wandb_cli import leet_inspect
 
 if TYPE_CHECKING:
     from ._launcher import LocalElasticResult
@@ -46,12 +44,6 @@ class RunState:
     """The run's files are not there (nothing to upload)."""
 
 
-def _wandb_cli() -> str | None:
-    # The CLI of the wandb installed next to this interpreter, not whichever `wandb` is first on PATH.
-    beside = Path(sys.executable).with_name("wandb")
-    return str(beside) if beside.exists() else shutil.which("wandb")
-
-
 def read_offline_state(directory: str | os.PathLike[str], timeout: float = 30.0) -> RunState:
     """Read an offline run's state and summary metrics with ``wandb leet inspect --summary --json``.
 
@@ -61,26 +53,11 @@ def read_offline_state(directory: str | os.PathLike[str], timeout: float = 30.0)
     path = Path(directory)
     if not path.is_dir() or not any(path.glob("run-*.wandb")):
         return RunState(None, error=f"no run file in {path}", missing=True)
-    cli = _wandb_cli()
-    if cli is None:
-        return RunState(None, error="the wandb command-line tool was not found")
+    out, error = leet_inspect(path, "--summary", "--json", timeout=timeout)
+    if out is None:
+        return RunState(None, error=error)
     try:
-        done = subprocess.run(
-            [cli, "leet", "inspect", "--summary", "--json", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return RunState(None, error=f"wandb leet inspect did not answer within {timeout:.0f}s")
-    except OSError as e:
-        return RunState(None, error=f"cannot run {cli}: {e}")
-    if done.returncode != 0:
-        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        return RunState(None, error=f"wandb leet inspect exited {done.returncode}: {detail[-1] if detail else ''}")
-    try:
-        data = json.loads(done.stdout)
+        data = json.loads(out)
     except json.JSONDecodeError as e:
         return RunState(None, error=f"wandb leet inspect printed no JSON: {e}")
     if not isinstance(data, dict):
