@@ -38,18 +38,9 @@ def first_logged_step(marker_dir: str, steps: int) -> int:
 def _service_rss() -> int:
     """Bytes of resident memory of the wandb-core processes this benchmark started (the machine is shared: other
     people's services must not count). Each is a child of the process that started it: a pod or a worker."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    ours, frontier = set(), {os.getpid()}
-    while frontier:
-        frontier = {c for c, p in parents.items() if p in frontier} - ours
-        ours |= frontier
+    from flyteplugins_wandb._run_files import descendants
+
+    ours = descendants(os.getpid())
     total = 0
     for pid in ours:
         try:

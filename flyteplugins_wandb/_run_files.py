@@ -22,7 +22,15 @@ from typing import Any, Final
 from ._keys import MANIFEST_ENV
 from ._manifest import RunRecord
 
-__all__ = ["SAVED_ENV", "TRACE_NAME", "runs_to_save", "save_run_files", "stage_run_files", "wait_until_written"]
+__all__ = [
+    "SAVED_ENV",
+    "TRACE_NAME",
+    "descendants",
+    "runs_to_save",
+    "save_run_files",
+    "stage_run_files",
+    "wait_until_written",
+]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
@@ -53,7 +61,8 @@ def _writer_name(r: RunRecord) -> str:
     return f"{r.run_id}-{who}-attempt-{r.attempt}-restart-{r.restart_count}"
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """The pids of every process below ``pid`` (from /proc; empty where there is none)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -95,7 +104,7 @@ def wait_until_written(directories: Iterable[str], timeout: float) -> bool:
         return True
     roots = tuple(os.path.join(os.path.abspath(d), "") for d in directories)
     deadline = time.monotonic() + timeout
-    while any(_holds_open(pid, roots) for pid in _descendants(os.getpid())):
+    while any(_holds_open(pid, roots) for pid in descendants(os.getpid())):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
