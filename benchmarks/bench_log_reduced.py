@@ -46,7 +46,7 @@ def _worker(rank: int, world: int, port: int, n_metrics: int, number: int, repea
     import torch
     import torch.distributed as dist
 
-    from flyteplugins_wandb._reduce import log_reduced
+    from flyteplugins_wandb.run._reduce import log_reduced
 
     torch.set_num_threads(1)  # several ranks share few cores; intra-op threads would only add noise
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)

@@ -38,7 +38,7 @@ def first_logged_step(marker_dir: str, steps: int) -> int:
 def _service_rss() -> int:
     """Bytes of resident memory of the wandb-core processes this benchmark started (the machine is shared: other
     people's services must not count). Each is a child of the process that started it: a pod or a worker."""
-    from flyteplugins_wandb._run_files import descendants
+    from flyteplugins_wandb.pod._run_files import descendants
 
     ours = descendants(os.getpid())
     total = 0

@@ -8,10 +8,10 @@ import time
 
 from _common import Row, median_time, offline_wandb, task_context
 
-from flyteplugins_wandb._manifest import RunRecord
-from flyteplugins_wandb._report import render_report
-from flyteplugins_wandb._report_read import build_view, read_writers
-from flyteplugins_wandb._report_task import _flush, write_tab
+from flyteplugins_wandb.pod._manifest import RunRecord
+from flyteplugins_wandb.readback._report import render_report
+from flyteplugins_wandb.readback._report_read import build_view, read_writers
+from flyteplugins_wandb.task._report_task import _flush, write_tab
 
 
 def _logged_run(metrics: int, steps: int) -> tuple[RunRecord, float]:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._wandb_cli import wandb_cli
+from .readback import wandb_cli
 
 __all__ = ["main", "run_directories"]
 

@@ -41,8 +41,8 @@ from flyteplugins.wandb import (
     wandb_sweep_config,
 )
 from flyteplugins_wandb import WandbApiAuthError, WandbApiUnreachable, WandbRunNotFound
-from flyteplugins_wandb._guards import MissingApiKeyError
 from flyteplugins_wandb.local import run_elastic_locally
+from flyteplugins_wandb.run._guards import MissingApiKeyError
 
 ROOT = Path(__file__).resolve().parent.parent
 env = flyte.TaskEnvironment(name="compat")

@@ -9,7 +9,7 @@ import flyte
 import pytest
 
 from flyteplugins_wandb import WandbConfig, WandbContext, wandb_config
-from flyteplugins_wandb._config import decode_config
+from flyteplugins_wandb.planning._config import decode_config
 
 ROUND_TRIP = [
     pytest.param(WandbConfig(), id="empty"),

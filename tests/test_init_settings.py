@@ -15,10 +15,10 @@ import wandb
 from remote_task import run_as_pod
 
 from flyteplugins_wandb import DistributedInfo, WandbConfig, get_wandb_run, plan, wandb_init
-from flyteplugins_wandb._config import INIT_FIELDS, NOT_INHERITED, USER_FIELDS, cleared, decode_config
-from flyteplugins_wandb._init_args import PER_PROCESS_SETTINGS, RUN_METADATA, build_init_kwargs
-from flyteplugins_wandb._lifecycle import DEFAULT_START_TIMEOUT, InitOptions, start_bound
-from flyteplugins_wandb._resolve import resolve
+from flyteplugins_wandb.planning._config import INIT_FIELDS, NOT_INHERITED, USER_FIELDS, cleared, decode_config
+from flyteplugins_wandb.planning._resolve import resolve
+from flyteplugins_wandb.run._init_args import PER_PROCESS_SETTINGS, RUN_METADATA, build_init_kwargs
+from flyteplugins_wandb.run._lifecycle import DEFAULT_START_TIMEOUT, InitOptions, start_bound
 
 USER = WandbConfig(
     project="p",

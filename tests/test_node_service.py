@@ -18,8 +18,8 @@ from readback import offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb._keys import NODE_SERVICE_ENV
-from flyteplugins_wandb._node_service import NodeService, node_service, service_reachable
 from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+from flyteplugins_wandb.pod._node_service import NodeService, node_service, service_reachable
 
 FAULTS = str(Path(__file__).parent / "faults")
 elastic = flyte.TaskEnvironment(name="node-service-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
@@ -204,7 +204,7 @@ def test_an_elastic_task_keeps_its_object_class_and_hook_through_override_replac
     import cloudpickle
     from flyteplugins.pytorch.task import TorchFunctionTask
 
-    from flyteplugins_wandb._pod import POD_OPTIONS
+    from flyteplugins_wandb.task._pod import POD_OPTIONS
 
     env = flyte.TaskEnvironment(name="node-service-hook", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
 
@@ -226,7 +226,7 @@ def test_an_elastic_task_keeps_its_object_class_and_hook_through_override_replac
 
 
 def test_a_plain_task_is_not_hooked() -> None:
-    from flyteplugins_wandb._pod import POD_OPTIONS
+    from flyteplugins_wandb.task._pod import POD_OPTIONS
 
     env = flyte.TaskEnvironment(name="node-service-plain")
 

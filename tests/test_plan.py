@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from flyteplugins_wandb import DistributedInfo, RankScope, RunMode, RunPlan, plan
-from flyteplugins_wandb._plan import (
+from flyteplugins_wandb.planning._plan import (
     LayoutError,
     LinkTarget,
     ParentRun,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import wandb
 
 import flyteplugins_wandb
-from flyteplugins_wandb._config import WANDB_INIT_KEYWORDS
+from flyteplugins_wandb.planning._config import WANDB_INIT_KEYWORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,12 +159,64 @@ def _package_imports() -> dict[str, set[str]]:
     return graph
 
 
-def test_the_core_imports_neither_sweeps_nor_the_local_launcher() -> None:
+# The parts, bottom up: each may import only the parts before it (and the root's own modules, `_keys`, `_lazy`).
+PARTS = ("planning", "pod", "run", "readback", "task", "sweeps", "local")
+
+
+def _part(module: str) -> str:
+    head = module.split(".")[0]
+    return head if head in PARTS else "root"
+
+
+def test_each_part_imports_only_the_parts_below_it() -> None:
     graph = _package_imports()
-    core = {name: deps for name, deps in graph.items() if name.startswith("_") and name != "__init__"}
-    assert core, "no core modules found"
-    leaks = {name: sorted(d for d in deps if d.split(".")[0] in ("sweeps", "local")) for name, deps in core.items()}
+    assert {_part(m) for m in graph} == {*PARTS, "root"}, "a part has no modules: update PARTS"
+    upward = {
+        name: sorted(d for d in deps if _part(d) != "root" and PARTS.index(_part(d)) > PARTS.index(_part(name)))
+        for name, deps in graph.items()
+        if _part(name) != "root"
+    }
+    assert {k: v for k, v in upward.items() if v} == {}
+
+
+def test_the_roots_helper_modules_import_no_part() -> None:
+    graph = _package_imports()
+    root_modules = {
+        name: deps for name, deps in graph.items() if _part(name) == "root" and name not in ("__init__", "sync")
+    }
+    assert root_modules, "no root modules found"
+    leaks = {name: sorted(d for d in deps if _part(d) != "root") for name, deps in root_modules.items()}
     assert {k: v for k, v in leaks.items() if v} == {}
+
+
+def test_no_module_reaches_into_another_parts_private_modules() -> None:
+    graph = _package_imports()
+    reaching = {
+        name: sorted(d for d in deps if "._" in d and _part(d) != "root" and _part(d) != _part(name))
+        for name, deps in graph.items()
+    }
+    assert {k: v for k, v in reaching.items() if v} == {}
+
+
+@pytest.mark.parametrize("part", ["", *PARTS])
+def test_every_name_a_part_exports_resolves(part: str) -> None:
+    module = importlib.import_module("flyteplugins_wandb" + (f".{part}" if part else ""))
+    exported = getattr(module, "__all__", None)
+    assert exported, f"{module.__name__} exports nothing"
+    assert [name for name in exported if getattr(module, name, None) is None] == []
+
+
+def test_importing_the_package_imports_nothing_beyond_flyte_but_its_lazy_root() -> None:
+    code = "import json, sys; {}; print(json.dumps(sorted(sys.modules)))"
+
+    def imported(statement: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(statement)], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        return set(json.loads(out.stdout.splitlines()[-1]))
+
+    added = imported("import flyte; import flyteplugins_wandb") - imported("import flyte")
+    assert added == {"flyteplugins_wandb", "flyteplugins_wandb._lazy"}
 
 
 def test_the_package_has_no_import_cycles() -> None:
@@ -193,5 +247,8 @@ def test_the_readme_module_map_lists_every_module_of_the_package() -> None:
         else:
             listed.add((folder if line.startswith("    ") else "") + entry)
     actual = {str(p.relative_to(ROOT / "flyteplugins_wandb")) for p in (ROOT / "flyteplugins_wandb").rglob("*.py")}
-    actual -= {"sweeps/__init__.py", "local/__init__.py"}
+    actual = {name for name in actual if not name.endswith("/__init__.py")}
+    folders = {name.split("/")[0] + "/" for name in actual if "/" in name}
+    assert folders == {f"{part}/" for part in PARTS}
+    assert all(f"  {folder} " in block for folder in folders)
     assert listed == actual

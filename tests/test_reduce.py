@@ -29,9 +29,9 @@ from readback import OfflineRun, offline_runs
 from remote_task import run_as_pod
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
-from flyteplugins_wandb._artifacts import log_artifact
-from flyteplugins_wandb._reduce import STEP_METRIC, ReduceOpName, log_reduced
 from flyteplugins_wandb.local import LocalElasticError, pod_context, run_elastic_locally
+from flyteplugins_wandb.run._artifacts import log_artifact
+from flyteplugins_wandb.run._reduce import STEP_METRIC, ReduceOpName, log_reduced
 
 OPS: tuple[ReduceOpName, ...] = ("mean", "sum", "min", "max")
 WORLD = 4

@@ -22,8 +22,8 @@ from html_check import read_page
 from readback import offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins_wandb._manifest import RunRecord
-from flyteplugins_wandb._report import (
+from flyteplugins_wandb.pod._manifest import RunRecord
+from flyteplugins_wandb.readback._report import (
     MAX_CHARTS,
     MAX_LINES_PER_CHART,
     MAX_POINTS,
@@ -33,8 +33,8 @@ from flyteplugins_wandb._report import (
     downsample,
     render_report,
 )
-from flyteplugins_wandb._report_read import WriterData, build_view, out_of_reach, read_writers
-from flyteplugins_wandb._report_task import REFRESH_ENV, _Exchange
+from flyteplugins_wandb.readback._report_read import WriterData, build_view, out_of_reach, read_writers
+from flyteplugins_wandb.task._report_task import REFRESH_ENV, _Exchange
 
 ROOT = Path(__file__).parent.parent
 env = flyte.TaskEnvironment(name="test_report")

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from flyteplugins_wandb import WandbConfig
-from flyteplugins_wandb._resolve import Layout, resolve, resolve_layout
-from flyteplugins_wandb._web import web_host
+from flyteplugins_wandb.planning._resolve import Layout, resolve, resolve_layout
+from flyteplugins_wandb.task._web import web_host
 
 NONE = WandbConfig()
 

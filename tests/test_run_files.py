@@ -19,9 +19,9 @@ from readback import inspect_run
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb._keys import MANIFEST_ENV
-from flyteplugins_wandb._manifest import RunRecord
-from flyteplugins_wandb._run_files import runs_to_save
 from flyteplugins_wandb.local import run_elastic_locally
+from flyteplugins_wandb.pod._manifest import RunRecord
+from flyteplugins_wandb.pod._run_files import runs_to_save
 
 plain = flyte.TaskEnvironment(name="run-files-plain")
 elastic = flyte.TaskEnvironment(name="run-files-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
@@ -223,7 +223,7 @@ def test_runs_are_saved_once_each_in_the_order_they_were_written() -> None:
 
 def test_download_logs_travels_in_the_run_context_and_is_checked() -> None:
     from flyteplugins_wandb import wandb_config
-    from flyteplugins_wandb._config import decode_config
+    from flyteplugins_wandb.planning._config import decode_config
 
     assert decode_config(wandb_config(download_logs=True)).download_logs is True
     assert decode_config(wandb_config(download_logs=False)).download_logs is False

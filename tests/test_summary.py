@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from flyteplugins_wandb._manifest import RunRecord
 from flyteplugins_wandb.local import LocalElasticResult
 from flyteplugins_wandb.local._summary import RunState, format_runs, format_summary, read_offline_state, render_summary
+from flyteplugins_wandb.pod._manifest import RunRecord
 
 LINK = ("Weights & Biases", "https://wandb.ai/team/proj/runs/local-1-a0")
 

@@ -312,7 +312,7 @@ def test_a_trials_children_get_runs_of_their_own_not_the_trials_server_run(fake:
 
 def test_a_trials_link_names_the_run_the_server_assigned() -> None:
     from flyteplugins_wandb import Wandb
-    from flyteplugins_wandb._config import WandbConfig
+    from flyteplugins_wandb.planning._config import WandbConfig
 
     context = WandbConfig(entity="alice", project="p", run_mode="auto", trial_run_id="run007").to_context()
     assert Wandb().get_link("r1", "p", "d", context, "a0", "a1", "pod") == "https://wandb.ai/alice/p/runs/run007"

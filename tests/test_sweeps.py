@@ -12,7 +12,7 @@ import pytest
 from readback import OfflineRun, offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins_wandb._config import decode_config
+from flyteplugins_wandb.planning._config import decode_config
 from flyteplugins_wandb.sweeps._config import SweepConfig, decode_sweep_config, wandb_sweep_config
 from flyteplugins_wandb.sweeps._engine import LocalSweep, brackets, stop_thresholds
 from flyteplugins_wandb.sweeps._run import get_wandb_sweep_id, run_sweep, sweep_should_stop

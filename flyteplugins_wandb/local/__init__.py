@@ -6,7 +6,7 @@ read back what its W&B runs wrote (``format_summary``).
 """
 
 from .._keys import MANIFEST_ENV
-from .._manifest import RunRecord, read_manifest
+from ..pod import RunRecord, read_manifest
 from ._launcher import LocalElasticError, LocalElasticResult, pod_context, run_elastic_locally
 from ._summary import format_runs, format_summary
 

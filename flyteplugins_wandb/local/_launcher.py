@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .._keys import MANIFEST_ENV
-from .._manifest import RunRecord, read_manifest
-from .._node_service import node_service
-from .._pod import POD_OPTIONS
-from .._topology import elastic_node_count
+from ..planning import elastic_node_count
+from ..pod import RunRecord, node_service, read_manifest
+from ..task import POD_OPTIONS
 
 __all__ = ["LocalElasticError", "LocalElasticResult", "pod_context", "run_elastic_locally"]
 

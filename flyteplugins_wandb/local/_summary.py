@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .._manifest import RunRecord
-from .._wandb_cli import leet_inspect
+from ..pod import RunRecord
+from ..readback import leet_inspect
 
 if TYPE_CHECKING:
     from ._launcher import LocalElasticResult

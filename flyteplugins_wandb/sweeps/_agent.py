@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from .._options import check_seconds
+from ..planning import check_seconds
 from ._server import SweepServer, SweepServerAuthError, SweepServerError
 from ._trials import Trial, store_outcome
 

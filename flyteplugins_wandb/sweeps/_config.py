@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
 from .. import _keys as keys
-from .._options import check_choice
+from ..planning import check_choice
 
 __all__ = [
     "SweepConfig",

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from .. import _keys as keys
-from .._agent_trials import task_settings_for_agents
-from .._config import WandbConfig, decode_config, wandb_config
-from .._guards import Timeout, api_key, bounded, require_api_key, wandb_base_url
-from .._options import check_seconds
-from .._resolve import resolve
-from .._task_wrap import task_and_function, wrap_body
-from .._web import web_host
+from ..planning import WandbConfig, check_seconds, decode_config, resolve, wandb_config
+from ..run import Timeout, api_key, bounded, require_api_key, task_settings_for_agents, wandb_base_url
+from ..task import task_and_function, web_host, wrap_body
 from ._config import SweepConfig, SweepContext, decode_sweep_config
 from ._link import WandbSweep
 from ._run import FORCE_OFFLINE, SweepHome, offline_sweep_id

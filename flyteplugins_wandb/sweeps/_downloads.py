@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _keys as keys
-from .._downloads import RunAddress, default_root, download_run, traced
-from .._in_force import get_wandb_context
-from .._wandb_api import WandbApi, WandbApiAuthError, WandbApiError
+from ..readback import RunAddress, WandbApi, WandbApiAuthError, WandbApiError, default_root, download_run, traced
+from ..run import get_wandb_context
 from ._run import SweepHome, _context, get_wandb_sweep_id
 
 if TYPE_CHECKING:

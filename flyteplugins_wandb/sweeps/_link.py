@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .._config import decode_config
-from .._links import DEFAULT_PROJECT, ICON
-from .._web import link_entity, web_host
+from ..planning import decode_config
+from ..task import DEFAULT_PROJECT, ICON, link_entity, web_host
 from ._config import SweepConfig, decode_sweep_config
 from ._server import sweep_url
 

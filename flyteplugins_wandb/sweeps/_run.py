@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .. import _keys as keys
-from .._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
-from .._guards import MissingApiKeyError, api_key, wandb_base_url
+from ..planning import TRIAL_FIELDS, WandbConfig, cleared, decode_config
+from ..run import MissingApiKeyError, api_key, wandb_base_url
 from ._agent import AgentPolicy, run_agents
 from ._config import SweepConfig, SweepContext, decode_sweep_config
 from ._engine import LocalSweep, should_stop

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from .._wandb_api import WandbApi, WandbApiAuthError, WandbApiError, WandbApiUnreachable
+from ..readback import WandbApi, WandbApiAuthError, WandbApiError, WandbApiUnreachable
 from ._config import SweepConfig
 
 __all__ = [

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin, urlparse
 
-from ._guards import MissingApiKeyError, api_key, wandb_base_url
-from ._options import check_seconds
+from ..planning import check_seconds
+from ..run import MissingApiKeyError, api_key, wandb_base_url
 
 __all__ = [
     "RemoteFile",

@@ -6,16 +6,21 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, overload
 
-from ._agent_trials import plain_function_scope
-from ._config import RESERVED_INIT_KEYWORDS, USER_FIELDS, WANDB_INIT_KEYWORDS, WandbConfig
-from ._init_args import PER_PROCESS_SETTINGS
-from ._lifecycle import InitOptions
+from ..planning import (
+    RESERVED_INIT_KEYWORDS,
+    USER_FIELDS,
+    WANDB_INIT_KEYWORDS,
+    RankScope,
+    RunMode,
+    WandbConfig,
+    check_seconds,
+    elastic_node_count,
+)
+from ..run import PER_PROCESS_SETTINGS, InitOptions, plain_function_scope
 from ._links import Wandb
-from ._options import RankScope, RunMode, check_seconds
 from ._pod import body_scope, hook_execute
 from ._report_task import reported
 from ._task_wrap import task_and_function, wrap_body
-from ._topology import elastic_node_count
 
 __all__ = ["wandb_init"]
 

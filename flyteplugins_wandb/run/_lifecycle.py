@@ -11,20 +11,28 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _keys as keys
-from ._config import TRIAL_FIELDS, WandbConfig, cleared, decode_config
+from .. import _keys as keys
+from ..planning import (
+    TRIAL_FIELDS,
+    DistributedInfo,
+    ParentRun,
+    Resolved,
+    RunPlan,
+    WandbConfig,
+    base_id,
+    check_seconds,
+    cleared,
+    decode_config,
+    plan,
+    resolve,
+)
+from ..pod import RunRecord, open_run, record_run, record_unfinished
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._init_retry import releasing_on_failure
-from ._manifest import RunRecord, record_run, record_unfinished
-from ._node_service import open_run
-from ._options import check_seconds
-from ._plan import ParentRun, RunPlan, base_id, plan
 from ._provenance import provenance
-from ._resolve import Resolved, resolve
-from ._topology import DistributedInfo
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run

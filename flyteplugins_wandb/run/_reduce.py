@@ -24,9 +24,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
+from ..planning import check_choice, get_distributed_info
 from ._current import current_placement, get_wandb_run, is_leader
-from ._options import check_choice
-from ._topology import get_distributed_info
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from . import _keys as keys
+from .. import _keys as keys
 
 __all__ = ["DistributedInfo", "TopologyError", "elastic_node_count", "get_distributed_info"]
 

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import _keys as keys
+from .. import _keys as keys
 
 __all__ = [
     "RunRecord",

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from . import _keys as keys
+from .. import _keys as keys
 
 __all__ = [
     "SERVICE_ENV",

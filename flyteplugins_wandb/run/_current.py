@@ -7,9 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._config import WandbConfig
-from ._plan import RunPlan
-from ._topology import DistributedInfo
+from ..planning import DistributedInfo, RunPlan, WandbConfig
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run

@@ -24,14 +24,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Generic, TypeVar
 
-from . import _keys as keys
-from ._config import decode_config
-from ._coordination import agent_store
-from ._manifest import RunRecord, collecting
-from ._report import TAB_NAME, render_report
-from ._report_read import build_view, out_of_reach, read_writers
-from ._resolve import DEFAULT_HOST
-from ._topology import DistributedInfo, TopologyError
+from .. import _keys as keys
+from ..planning import DEFAULT_HOST, DistributedInfo, TopologyError, decode_config
+from ..pod import RunRecord, collecting
+from ..readback import TAB_NAME, build_view, out_of_reach, read_writers, render_report
+from ..run import agent_store
 from ._web import web_host
 
 __all__ = ["REFRESH_ENV", "RefreshPolicy", "refresh_policy", "reported", "write_tab"]

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from . import _keys as keys
+from .. import _keys as keys
 from ._config import WandbConfig
 from ._options import WANDB_MODES, RankScope, RunMode, WandbMode
 

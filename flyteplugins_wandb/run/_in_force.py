@@ -3,7 +3,7 @@ its run's local directory."""
 
 from __future__ import annotations
 
-from ._config import WandbConfig, decode_config
+from ..planning import WandbConfig, decode_config
 from ._current import current_placement, get_wandb_run
 
 __all__ = ["get_wandb_context", "get_wandb_run_dir"]

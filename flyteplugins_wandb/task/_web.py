@@ -8,9 +8,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import _keys as keys
-from ._guards import DEFAULT_BASE_URL
-from ._resolve import DEFAULT_HOST
+from .. import _keys as keys
+from ..planning import DEFAULT_HOST
+from ..run import DEFAULT_BASE_URL
 
 __all__ = ["link_entity", "web_host"]
 

@@ -19,13 +19,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _keys as keys
-from ._config import WandbConfig
+from .. import _keys as keys
+from ..planning import WandbConfig, resolve
 from ._current import current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying
 from ._init_args import redact_secrets
 from ._lifecycle import InitOptions, start_bound, track
-from ._resolve import resolve
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-from . import _keys as keys
+from .. import _keys as keys
 from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, RankScope, RunMode, WandbMode, check_choice
 
 __all__ = [

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._manifest import RunRecord
+from ..pod import RunRecord
 from ._report import Line, ReportView, RunRow
 from ._wandb_cli import leet_inspect
 

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ._keys import MANIFEST_ENV
+from .._keys import MANIFEST_ENV
 from ._manifest import RunRecord
 
 __all__ = [

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 from urllib.parse import urlparse
 
-from . import _keys as keys
+from .. import _keys as keys
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -18,14 +18,18 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final
 
-from ._config import WandbConfig, decode_config
-from ._keys import POD_LEDGER_ENV
-from ._lifecycle import InitOptions, track
-from ._manifest import collecting, collecting_unfinished, read_manifest, read_unfinished
-from ._node_service import node_service
-from ._resolve import resolve
-from ._run_files import runs_to_save, save_run_files
-from ._topology import DistributedInfo
+from .._keys import POD_LEDGER_ENV
+from ..planning import DistributedInfo, WandbConfig, decode_config, resolve
+from ..pod import (
+    collecting,
+    collecting_unfinished,
+    node_service,
+    read_manifest,
+    read_unfinished,
+    runs_to_save,
+    save_run_files,
+)
+from ..run import InitOptions, track
 
 __all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope"]
 

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _keys as keys
-from ._current import get_wandb_run
-from ._in_force import get_wandb_context
+from .. import _keys as keys
+from ..run import get_wandb_context, get_wandb_run
 from ._wandb_api import WandbApi
 
 if TYPE_CHECKING:

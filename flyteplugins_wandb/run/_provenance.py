@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from . import _keys as keys
-from ._plan import RunPlan
-from ._topology import DistributedInfo
+from .. import _keys as keys
+from ..planning import DistributedInfo, RunPlan
 
 __all__ = ["console_url", "provenance"]
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._config import WandbConfig, decode_config
-from ._plan import LinkTarget, ParentRun, base_id, link_target
-from ._resolve import resolve_layout
+from ..planning import LinkTarget, ParentRun, WandbConfig, base_id, decode_config, link_target, resolve_layout
 from ._web import link_entity, web_host
 
 __all__ = ["DEFAULT_PROJECT", "ICON", "Wandb"]

@@ -9,10 +9,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import _keys as keys
-from ._config import INIT_FIELDS
-from ._plan import RunPlan
-from ._resolve import Resolved
+from .. import _keys as keys
+from ..planning import INIT_FIELDS, Resolved, RunPlan
 
 __all__ = ["PER_PROCESS_SETTINGS", "RUN_METADATA", "build_init_kwargs", "redact_secrets", "writer_dir"]
 

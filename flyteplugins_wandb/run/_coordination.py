@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 
-from . import _keys as keys
+from .. import _keys as keys
 
 __all__ = ["WriterRendezvous", "agent_store"]
 

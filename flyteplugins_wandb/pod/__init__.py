@@ -1,0 +1,24 @@
+"""What a pod keeps beyond one process: the node's detached W&B service, the ledger of runs its processes
+opened (``RunRecord``), and the run files saved to Flyte storage so that they outlive the pod.
+
+May import ``plan`` and ``_keys``.
+"""
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._manifest import RunRecord as RunRecord
+    from ._manifest import collecting as collecting
+    from ._manifest import collecting_unfinished as collecting_unfinished
+    from ._manifest import read_manifest as read_manifest
+    from ._manifest import read_unfinished as read_unfinished
+    from ._manifest import record_run as record_run
+    from ._manifest import record_unfinished as record_unfinished
+    from ._node_service import node_service as node_service
+    from ._node_service import open_run as open_run
+    from ._run_files import runs_to_save as runs_to_save
+    from ._run_files import save_run_files as save_run_files
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, __file__)
