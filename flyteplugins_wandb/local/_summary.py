@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..pod import RunRecord
+from ..pod import RunRecord, writer_label
 from ..readback import leet_inspect
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ __all__ = ["RunState", "format_runs", "format_summary", "read_offline_state", "r
 
 _MAX_METRICS: Final = 4
 _NO_VALUE: Final = "-"
-# W&B's own summary keys, and the plugin's bookkeeping (attempt, restart count: the RANKS column shows them).
+# W&B's own summary keys, and the plugin's bookkeeping (attempt, restart count: the WRITER column shows them).
 _HIDDEN_PREFIXES: Final = ("_", "flyte/")
 
 
@@ -95,25 +95,6 @@ def _uploadable(record: RunRecord, states: Mapping[str, RunState]) -> bool:
     return _readable(record) and not (state is not None and state.missing)
 
 
-def _ranks(record: RunRecord) -> str:
-    notes = []
-    if record.label:
-        who = record.label
-        if record.primary:
-            notes.append("primary")
-    elif record.rank is None:
-        who = "not distributed"
-    else:
-        who = f"rank {record.rank}"
-        if record.worker_index is not None:
-            notes.append(f"node {record.worker_index}")
-    if record.restart_count:
-        notes.append(f"restart {record.restart_count}")
-    if record.attempt > 0:  # Flyte counts attempts from 0
-        notes.append(f"retry {record.attempt}")
-    return f"{who} ({', '.join(notes)})" if notes else who
-
-
 def _value(value: Any) -> str | None:
     if isinstance(value, (int, str)):  # bool included
         return str(value)
@@ -170,10 +151,10 @@ def render_summary(
         body = []
         for r in runs:
             state, metrics = _state_cells(r, states)
-            body.append((r.run_id, r.group or _NO_VALUE, _ranks(r), state, metrics))
-        lines.extend(_table(("RUN ID", "GROUP", "RANKS", "STATE", "LAST METRICS"), body))
+            body.append((r.run_id, r.group or _NO_VALUE, writer_label(r), state, metrics))
+        lines.extend(_table(("RUN ID", "GROUP", "WRITER", "STATE", "LAST METRICS"), body))
     problems = [
-        f"  {r.run_id}, {_ranks(r)}: {s.error}"
+        f"  {r.run_id}, {writer_label(r)}: {s.error}"
         for r in runs
         if r.directory and (s := states.get(str(r.directory))) is not None and s.error is not None
     ]

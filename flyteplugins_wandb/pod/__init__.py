@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._manifest import read_unfinished as read_unfinished
     from ._manifest import record_run as record_run
     from ._manifest import record_unfinished as record_unfinished
+    from ._manifest import writer_label as writer_label
     from ._node_service import node_service as node_service
     from ._node_service import open_run as open_run
     from ._run_files import runs_to_save as runs_to_save

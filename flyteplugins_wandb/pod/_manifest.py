@@ -26,6 +26,7 @@ __all__ = [
     "read_unfinished",
     "record_run",
     "record_unfinished",
+    "writer_label",
 ]
 
 
@@ -49,6 +50,28 @@ class RunRecord:
     entity: str | None
     directory: str | None
     """The run's local files (offline runs can be synced from here with ``wandb sync``)."""
+
+
+def writer_label(record: RunRecord) -> str:
+    """Who wrote a run, in the words the launch table and the report tab both use: the shared-mode writer label
+    (``rank 0``, ``worker 1 rank 0``), else ``rank N``, else ``not distributed``; then, in brackets, ``primary``,
+    the node (unless the label names it), the elastic restart and the Flyte retry, where they apply."""
+    notes = []
+    if record.label:
+        who = record.label.replace("-", " ")
+        if record.primary:
+            notes.append("primary")
+    elif record.rank is None:
+        who = "not distributed"
+    else:
+        who = f"rank {record.rank}"
+    if record.worker_index is not None and not (record.label and record.label.startswith("worker")):
+        notes.append(f"node {record.worker_index}")
+    if record.restart_count:
+        notes.append(f"restart {record.restart_count}")
+    if record.attempt > 0:  # Flyte counts attempts from 0
+        notes.append(f"retry {record.attempt}")
+    return f"{who} ({', '.join(notes)})" if notes else who
 
 
 # What the task bodies running in this context gather (ContextVars: sibling tasks in one process each keep their

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from ..pod import RunRecord
+from ..pod import RunRecord, writer_label
 from ._report import Line, ReportView, RunRow
 from ._wandb_cli import leet_inspect
 
-__all__ = ["WriterData", "build_view", "out_of_reach", "parse_records", "read_writer", "read_writers", "writer_label"]
+__all__ = ["WriterData", "build_view", "out_of_reach", "parse_records", "read_writer", "read_writers"]
 
 # W&B's own keys (_step, _runtime, _timestamp) and the plugin's bookkeeping are not the user's metrics.
 _HIDDEN_PREFIXES: Final = ("_", "flyte/")
@@ -118,26 +118,6 @@ def out_of_reach(
         else:
             missing[key] = got.error or "no run file"
     return missing
-
-
-def writer_label(record: RunRecord) -> str:
-    """Who wrote: the writer label (shared mode), else the rank, with node, restart and retry where they apply."""
-    notes = []
-    if record.label:
-        who = record.label.replace("-", " ")
-        if record.primary:
-            notes.append("primary")
-    elif record.rank is None:
-        who = "not distributed"
-    else:
-        who = f"rank {record.rank}"
-    if record.worker_index is not None and not (record.label and record.label.startswith("worker")):
-        notes.append(f"node {record.worker_index}")
-    if record.restart_count:
-        notes.append(f"restart {record.restart_count}")
-    if record.attempt > 0:  # Flyte counts attempts from 0
-        notes.append(f"retry {record.attempt}")
-    return f"{who} ({', '.join(notes)})" if notes else who
 
 
 def _url(record: RunRecord, host: str | None) -> str | None:
