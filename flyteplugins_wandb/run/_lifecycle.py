@@ -26,7 +26,7 @@ from ..planning import (
     plan,
     resolve,
 )
-from ..pod import RunRecord, open_run, record_run, record_unfinished
+from ..pod import RunRecord, record_run, record_unfinished
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
@@ -299,6 +299,8 @@ def _init(
     p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping[str, str], origin: dict[str, Any] | None
 ) -> Run:
     import wandb
+
+    from ..pod import open_run  # the node service's client: only processes that open a run need it
 
     timeout, ours = start_bound(options, environ)
     kwargs = build_init_kwargs(p, resolved, options.settings, environ, origin, init_timeout=timeout if ours else None)

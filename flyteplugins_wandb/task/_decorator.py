@@ -16,7 +16,7 @@ from ..planning import (
     check_seconds,
     elastic_node_count,
 )
-from ..run import PER_PROCESS_SETTINGS, InitOptions, plain_function_scope
+from ..run import PER_PROCESS_SETTINGS, InitOptions
 from ._links import Wandb
 from ._pod import body_scope, hook_execute
 from ._report_task import reported
@@ -172,6 +172,9 @@ def _decorate(target: F, options: InitOptions, report: bool | None = None) -> F:
     task, fn = task_and_function(target, "@wandb_init", _MARK)
     if task is None:
         # A plain function may be a wandb.agent objective: its trials log into the runs the sweep server assigns.
+        # (Imported here: a task's ranks never need the sweep agent's side.)
+        from ..run import plain_function_scope
+
         scope = lambda: reported(plain_function_scope(options), report, options.finish_timeout)  # noqa: E731
         return wrap_body(fn, scope, _MARK)  # type: ignore[return-value]
     distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None

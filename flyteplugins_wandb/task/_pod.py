@@ -13,22 +13,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final
 
 from .._keys import POD_LEDGER_ENV
 from ..planning import DistributedInfo, WandbConfig, decode_config, resolve
-from ..pod import (
-    collecting,
-    collecting_unfinished,
-    node_service,
-    read_manifest,
-    read_unfinished,
-    runs_to_save,
-    save_run_files,
-)
+
+# The node service and the saving of run files are imported where they are used: every worker imports this module
+# (its task function refers to it) and needs neither.
+from ..pod import collecting, collecting_unfinished
 from ..run import InitOptions, track
 
 __all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope"]
@@ -72,6 +65,8 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     are no workers, and nothing when W&B is disabled."""
     import flyte
 
+    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, save_run_files
+
     tctx = flyte.ctx()
     if not tctx or tctx.mode == "local":
         yield
@@ -100,6 +95,9 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
 def _ledger() -> Iterator[str]:
     """A directory of this pod's own where its workers record their runs (beside a user's manifest, which several
     pods of one machine may share)."""
+    import shutil
+    import tempfile
+
     path = tempfile.mkdtemp(prefix="wandb-pod-runs-")
     saved = os.environ.get(POD_LEDGER_ENV)
     os.environ[POD_LEDGER_ENV] = path
@@ -123,6 +121,8 @@ def body_scope(options: InitOptions) -> Callable[[], contextlib.AbstractContextM
             with track(options) as run:
                 yield run
             return
+        from ..pod import runs_to_save, save_run_files
+
         with collecting() as runs, collecting_unfinished() as unfinished:
             try:
                 with track(options) as run:

@@ -27,8 +27,6 @@ from typing import Any, Final, Generic, TypeVar
 from .. import _keys as keys
 from ..planning import DEFAULT_HOST, DistributedInfo, TopologyError, decode_config
 from ..pod import RunRecord, collecting
-from ..readback import TAB_NAME, build_view, out_of_reach, read_writers, render_report
-from ..run import agent_store
 from ._web import web_host
 
 __all__ = ["REFRESH_ENV", "RefreshPolicy", "refresh_policy", "reported", "write_tab"]
@@ -233,6 +231,10 @@ def write_tab(
     tab's HTML. ``remote_hosts`` maps a directory to the host whose process wrote it, for data from other ranks."""
     import flyte.report
 
+    # Reading and rendering are imported here, not with the module: every rank's task function refers to this
+    # module, and most ranks never write a tab.
+    from ..readback import TAB_NAME, build_view, out_of_reach, read_writers, render_report
+
     data = read_writers(records, timeout)
     unreachable = out_of_reach(records, data, remote_hosts or {}, socket.gethostname())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -313,6 +315,8 @@ class _Exchange:
 
     @classmethod
     def connect(cls, environ: Mapping[str, str], t: DistributedInfo, timeout: float) -> _Exchange | None:
+        from ..run import agent_store
+
         store = agent_store(environ, timeout, "the report tab shows this rank's runs only")
         if store is None:
             return None

@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def task_and_function(target: Any, decorator: str, mark: str) -> tuple[Any, Callable[..., Any]]:
     """The Flyte task (None for a plain function) and the function to wrap. Refuses a target that is neither, a
     task without a Python function, and one that ``decorator`` (marked by attribute ``mark``) already wraps."""
-    from flyte.extend import TaskTemplate
+    from flyte import TaskTemplate
 
     if isinstance(target, TaskTemplate):
         fn = getattr(target, "func", None)
