@@ -159,7 +159,8 @@ def process_group() -> Iterator[None]:
 
 
 def print_summary(result: LocalElasticResult) -> None:
-    """The table of runs that the launch produced, its links, and how to upload offline runs."""
+    """The table of runs that the launch produced, its links, and the one command that uploads its offline runs
+    from this machine, where their files are."""
     from flyteplugins_wandb.local import format_summary
 
     print()

@@ -8,8 +8,8 @@ Result: one run, id ``{run_name}-{action_name}``, no group. Each process is a wr
 Use it to compare ranks in one view (load imbalance, per-GPU throughput).
 
 Online, the writers share one run on the W&B server (W&B's shared mode). Offline, each writer keeps its own files
-(two processes cannot write one offline file), so the summary lists one row and one ``wandb sync`` directory per
-writer, all with the same run id.
+(two processes cannot write one offline file), so the summary lists one row and one directory per writer, all with
+the same run id, and its one upload command replays the writers' directories in order.
 """
 
 from __future__ import annotations

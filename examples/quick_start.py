@@ -7,7 +7,9 @@ With the default ``run_mode="auto"`` only rank 0 opens a W&B run: the job produc
 ``{run_name}-{action_name}`` and no group, holding rank 0's ``train/loss`` curve.
 
 Without ``WANDB_API_KEY`` the run is written offline (under ``$WANDB_DIR/wandb`` or ``./wandb``) and the summary at
-the end prints the ``wandb sync`` command that uploads it. The same task runs on a cluster as is: see ``cluster.py``.
+the end prints the one command that uploads it from there, ``python -m flyteplugins_wandb.sync <run directory>``.
+The same task runs on a cluster as is (see ``cluster.py``); there the same command takes the ``wandb_run_files``
+directory the task saved, as the pod's log says.
 """
 
 from __future__ import annotations

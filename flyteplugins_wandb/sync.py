@@ -1,9 +1,12 @@
 """Turn the W&B run files a task saved (its ``wandb_run_files`` directory in the Flyte UI) into W&B runs.
 
-    python -m flyteplugins_wandb.sync <directory or its Flyte storage address> [--dry-run] [wandb sync options]
+    python -m flyteplugins_wandb.sync <directory or its Flyte storage address>... [--dry-run] [wandb sync options]
 
-A storage address (``s3://...``, ``gs://...``) is downloaded first, with the Flyte configuration that
-``flyte.init_from_config()`` finds. Then ``wandb sync`` runs on each saved run directory in the order they were
+The one command for uploading offline runs, wherever their files are: the ``wandb_run_files`` directory a task saved
+(on a cluster the pod's own disk is gone), or the runs' own directories on this machine (a local launch's summary
+prints the command with them). Several sources are synced one after the other, in the order given. A storage
+address (``s3://...``, ``gs://...``) is downloaded first, with the Flyte configuration that
+``flyte.init_from_config()`` finds. Then ``wandb sync`` runs on each run directory in the order they were
 written (so a restarted or retried run is replayed after the life before it), every shared-mode writer included.
 ``--dry-run`` only prints the directories. Options after the directory go to ``wandb sync`` (for example
 ``--project``, ``--entity``). Exits non-zero if any sync failed.
@@ -45,14 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flyteplugins_wandb.sync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("source", help="the saved directory: a local path or its Flyte storage address")
+    parser.add_argument(
+        "sources", nargs="+", metavar="source", help="a saved or run directory: a local path or a Flyte storage address"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the run directories, sync nothing")
     args, wandb_args = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(prefix="wandb-run-files-") as tmp:
-        runs = run_directories(_local_copy(args.source, tmp))
-        if not runs:
-            print(f"no W&B run directories in {args.source}", file=sys.stderr)
-            return 1
+        runs = []
+        for i, source in enumerate(args.sources):
+            found = run_directories(_local_copy(source, os.path.join(tmp, str(i))))
+            if not found:
+                print(f"no W&B run directories in {source}", file=sys.stderr)
+                return 1
+            runs += [r for r in found if r not in runs]
         failed = 0
         for run_dir in runs:
             print(run_dir, flush=True)

@@ -10,6 +10,7 @@ import ast
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from readback import OfflineRun, offline_runs
+
+from flyteplugins_wandb.local._summary import UPLOAD_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -145,7 +148,7 @@ def test_example_runs_finish_with_a_falling_loss(launched: Launched) -> None:
 
 
 @pytest.mark.parametrize("launched", PROMISES, indirect=True)
-def test_example_summary_lists_its_runs_and_how_to_sync_them(launched: Launched) -> None:
+def test_example_summary_lists_its_runs_and_one_command_that_uploads_them(launched: Launched) -> None:
     runs, stdout = launched.runs, launched.stdout
     assert "W&B runs:" in stdout, stdout
     table = stdout[stdout.index("W&B runs:") :]
@@ -153,8 +156,9 @@ def test_example_summary_lists_its_runs_and_how_to_sync_them(launched: Launched)
     rows = [line for line in table.splitlines() if line.strip().startswith(tuple(r.run_id for r in runs))]
     assert len(rows) == len(runs), table
     assert all(" finished " in row and "train/loss=" in row for row in rows), table
-    for run in runs:
-        assert f"wandb sync {run.path.parent}" in table, table
+    uploads = [line.strip() for line in stdout.splitlines() if "sync" in line]
+    assert len(uploads) == 1 and uploads[0].startswith(UPLOAD_COMMAND + " "), stdout
+    assert sorted(shlex.split(uploads[0])[3:]) == sorted(str(run.path.parent) for run in runs), uploads[0]
 
 
 def test_every_example_runs_only_under_a_main_guard() -> None:

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from flyteplugins_wandb.local import LocalElasticResult
-from flyteplugins_wandb.local._summary import RunState, format_runs, format_summary, read_offline_state, render_summary
+from flyteplugins_wandb.local._summary import (
+    UPLOAD_COMMAND,
+    RunState,
+    format_runs,
+    format_summary,
+    read_offline_state,
+    render_summary,
+)
 from flyteplugins_wandb.pod._manifest import RunRecord
 
 LINK = ("Weights & Biases", "https://wandb.ai/team/proj/runs/local-1-a0")
@@ -83,12 +90,12 @@ def test_summary_shows_the_last_logged_metrics_read_from_the_run_files(result: L
     assert _row(text, "local-1-a0-rank-1").endswith("loss=1.5")
 
 
-def test_summary_lists_the_links_and_the_sync_command_for_each_offline_run(result: LocalElasticResult) -> None:
+def test_summary_lists_the_links_and_one_upload_command_for_every_offline_run(result: LocalElasticResult) -> None:
     text = format_summary(result)
 
     assert f"  {LINK[0]}: {LINK[1]}" in text
-    for run in result.runs:
-        assert f"  wandb sync {shlex.quote(str(run.directory))}" in text
+    commands = [line for line in text.splitlines() if "sync" in line]
+    assert commands == [f"  {UPLOAD_COMMAND} {shlex.join(str(run.directory) for run in result.runs)}"]
     assert f"Offline runs are under {Path(str(result.runs[0].directory)).parent}" in text
 
 
@@ -98,7 +105,7 @@ def test_online_runs_are_listed_by_id_without_reading_files() -> None:
     text = format_runs([online], [LINK])
 
     assert _row(text, "local-2-a0").split()[-2:] == ["online", "-"]
-    assert "wandb sync" not in text
+    assert UPLOAD_COMMAND not in text
     assert "Could not read" not in text
 
 
@@ -109,7 +116,7 @@ def test_an_offline_run_whose_files_are_gone_is_reported_not_hidden(tmp_path: Pa
 
     assert " unreadable " in _row(text, "local-3-a0")
     assert f"  local-3-a0, rank 0 (node 0): no run file in {tmp_path / 'gone'}" in text.splitlines()
-    assert "wandb sync" not in text, "nothing to upload"
+    assert UPLOAD_COMMAND not in text, "nothing to upload"
 
 
 def test_read_offline_state_reads_state_and_summary_of_a_real_run() -> None:

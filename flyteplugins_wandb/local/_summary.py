@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..pod import RunRecord, writer_label
+from ..pod import RunRecord, runs_to_save, writer_label
 from ..readback import leet_inspect
 
 if TYPE_CHECKING:
     from ._launcher import LocalElasticResult
 
-__all__ = ["RunState", "format_runs", "format_summary", "read_offline_state", "render_summary"]
+__all__ = ["UPLOAD_COMMAND", "RunState", "format_runs", "format_summary", "read_offline_state", "render_summary"]
+
+UPLOAD_COMMAND: Final = "python -m flyteplugins_wandb.sync"
+"""Uploads offline runs wherever their files are; plain ``wandb sync`` of several directories uploads up to five
+at once, which can replay a shared run's writers or a restarted run's lives out of order."""
 
 _MAX_METRICS: Final = 4
 _NO_VALUE: Final = "-"
@@ -169,13 +173,20 @@ def render_summary(
         else:
             lines.append("Links: none")
 
-    offline = sorted({str(r.directory) for r in runs if _uploadable(r, states)})
-    if offline:
-        where = os.path.commonpath(offline) if len(offline) > 1 else os.path.dirname(offline[0])
-        lines += [
-            "",
-            f"Offline runs are under {where}",
-            "Upload them to W&B (after `wandb login`) with:",
-            *(f"  wandb sync {shlex.quote(d)}" for d in offline),
-        ]
+    lines += _upload_instruction(runs, states)
     return "\n".join(lines)
+
+
+def _upload_instruction(runs: Sequence[RunRecord], states: Mapping[str, RunState]) -> list[str]:
+    """One command that uploads every offline run of the launch from where its files are (this machine), each
+    directory in the order it was written, as a pod's saved copy would be replayed."""
+    offline = [str(r.directory) for r in runs_to_save(runs, (), download_logs=False) if _uploadable(r, states)]
+    if not offline:
+        return []
+    where = os.path.commonpath(offline) if len(offline) > 1 else os.path.dirname(offline[0])
+    return [
+        "",
+        f"Offline runs are under {where}",
+        "Upload them to W&B (after `wandb login`) with:",
+        f"  {UPLOAD_COMMAND} {shlex.join(offline)}",
+    ]

@@ -173,14 +173,17 @@ def save_run_files(
             # No Flyte controller in this process (a clustered worker): upload without the UI step.
             logger.info("saving W&B run files without a Flyte trace (%s)", e)
             saved = _upload(staging)
-        logger.warning(
+        # A caller that asked for the address (a local launch) reports the runs itself, with the one upload command
+        # that is right for where their files are; a pod's log is where a cluster's user finds it.
+        noted = _note(saved.path, environ)
+        logger.log(
+            logging.INFO if noted else logging.WARNING,
             "W&B run files of %d run(s) saved to %s; turn them into W&B runs with: "
             "python -m flyteplugins_wandb.sync %s",
             len(runs),
             saved.path,
             saved.path,
         )
-        _note(saved.path, environ)
         return saved
     except Exception as e:  # saving must never fail the task
         logger.warning(
@@ -195,8 +198,11 @@ def save_run_files(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _note(path: str, environ: Mapping[str, str]) -> None:
+def _note(path: str, environ: Mapping[str, str]) -> bool:
+    """Note ``path`` where ``SAVED_ENV`` asks for it; True when it was noted."""
     target = environ.get(SAVED_ENV)
-    if target and os.path.isdir(target):
-        with open(os.path.join(target, f"saved-{os.getpid()}.txt"), "a", encoding="utf-8") as f:
-            f.write(path + "\n")
+    if not (target and os.path.isdir(target)):
+        return False
+    with open(os.path.join(target, f"saved-{os.getpid()}.txt"), "a", encoding="utf-8") as f:
+        f.write(path + "\n")
+    return True
