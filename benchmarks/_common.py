@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -80,3 +81,41 @@ def task_context(run_name: str = "bench", action_name: str = "a0") -> Iterator[N
 
     with pod_context(run_name, action_name, root=tempfile.mkdtemp(prefix="bench-flyte-"), project="p"):
         yield
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (0 where it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def largest_descendant_rss() -> int:
+    """Resident bytes of the largest process this one started (directly or not): an agent, a worker, a service."""
+    from flyteplugins_wandb.pod._run_files import descendants
+
+    return max((rss_bytes(pid) for pid in descendants(os.getpid())), default=0)
+
+
+class PeakSampler:
+    """The largest value ``measure()`` returned while the block ran (sampled every 20 ms, off the main thread)."""
+
+    def __init__(self, measure: Callable[[], int]) -> None:
+        self.peak = 0
+        self._measure = measure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._measure())
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import flyte
-from _common import Row, offline_wandb
+from _common import PeakSampler, Row, offline_wandb, rss_bytes
 from flyteplugins.pytorch.task import Elastic
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
@@ -40,46 +39,23 @@ def _service_rss() -> int:
     people's services must not count). Each is a child of the process that started it: a pod or a worker."""
     from flyteplugins_wandb.pod._run_files import descendants
 
-    ours = descendants(os.getpid())
     total = 0
-    for pid in ours:
+    for pid in descendants(os.getpid()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if b"wandb-core" not in f.read().split(b"\0", 1)[0]:
                     continue
-            with open(f"/proc/{pid}/status", encoding="utf-8") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration, ValueError):
+        except OSError:
             continue
+        total += rss_bytes(pid)
     return total
-
-
-class _PeakSampler:
-    """The largest total RSS of wandb-core processes seen while it runs (sampled every 20 ms)."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _service_rss())
-
-    def __enter__(self) -> _PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _launch(procs: int, per_process: bool, steps: int) -> tuple[float, float]:
     """(peak MiB of W&B's services, seconds from launch to the slowest rank's first step) for one launch."""
     marks = tempfile.mkdtemp(prefix="bench-marks-")
     env = {NODE_SERVICE_ENV: "0"} if per_process else {}
-    with _PeakSampler() as sampler:
+    with PeakSampler(_service_rss) as sampler:
         start = time.time()
         run_elastic_locally(
             first_logged_step, nproc_per_node=procs, max_restarts=0, env=env, marker_dir=marks, steps=steps
