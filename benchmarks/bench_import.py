@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # interpreter's own start-up is the same on both sides and left out. ``{plugin}`` toggles the plugin's part.
 _IMPORT_PROBE = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
     start = time.perf_counter()
     import flyte
     if {plugin}:
@@ -40,7 +40,7 @@ _IMPORT_PROBE = textwrap.dedent(
 
 _NO_RUN_PROBE = textwrap.dedent(
     """
-    import json, os, resource, sys, time
+    import json, os, sys, time
     os.environ.update(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", LOCAL_WORLD_SIZE="2", GROUP_RANK="0",
                       GROUP_WORLD_SIZE="1", WANDB_MODE="offline")
     start = time.perf_counter()
@@ -65,12 +65,17 @@ _NO_RUN_PROBE = textwrap.dedent(
     """
 )
 
+# Peak RSS from VmHWM: getrusage's ru_maxrss survives exec on Linux, so a probe started from a large process (this
+# one, with torch and wandb imported) would report its parent's peak.
 _REPORT = textwrap.dedent(
     """
+    def peak_kib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     plugin = sys.modules.get("flyteplugins_wandb")
     print(json.dumps({
         "ms": elapsed * 1e3,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": peak_kib() / 1024,
         "wandb": "wandb" in sys.modules,
         "from": plugin.__file__ if plugin else None,
         "modules": sorted(m for m in sys.modules if m.startswith("flyteplugins_wandb")),

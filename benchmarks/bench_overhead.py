@@ -15,7 +15,7 @@ from _common import Row, median_time, offline_wandb, task_context
 # A fresh interpreter per sample: import costs and peak memory only show there.
 _NO_RUN_PROBE = textwrap.dedent(
     """
-    import json, os, resource, sys, time
+    import json, os, sys, time
     os.environ.update(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", LOCAL_WORLD_SIZE="2", GROUP_RANK="0")
     import flyte
     sys.path.insert(0, {bench_dir!r})
@@ -33,7 +33,9 @@ _NO_RUN_PROBE = textwrap.dedent(
         start = time.perf_counter()
         task.func(1)
         elapsed = time.perf_counter() - start
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, and this probe's parent (the benchmark) is large.
+    with open("/proc/self/status") as f:
+        rss1 = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     print(json.dumps({{"elapsed": elapsed, "rss_kb": rss1, "wandb": "wandb" in sys.modules}}))
     """
 )
