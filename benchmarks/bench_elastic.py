@@ -7,6 +7,8 @@ import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -223,6 +225,18 @@ def one_node_job(repeat: int, steps: int) -> list[Row]:
     return rows + _parts(repeat, jobs["plugin"][-1].runs, med("plugin", "wall"))
 
 
+def _import_wandb(repeat: int) -> float:
+    """Seconds ``import wandb`` adds to a fresh interpreter (median of alternating pairs)."""
+
+    def run(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - started
+
+    pairs = [(run("import wandb"), run("pass")) for _ in range(repeat)]
+    return statistics.median(a - b for a, b in pairs)
+
+
 def _parts(repeat: int, runs: tuple[Any, ...], job_wall: float) -> list[Row]:
     """The pod's own start-up and teardown steps, each timed alone in this process (as the agent runs them), as a
     share of the plugin's job."""
@@ -244,6 +258,7 @@ def _parts(repeat: int, runs: tuple[Any, ...], job_wall: float) -> list[Row]:
             saves.append(time.perf_counter() - began)
     share = "alone, vs the plugin's whole job (ratio: its share)"
     return [
+        Row("part: importing wandb (the pod, to start its service)", _import_wandb(repeat), job_wall, "s", share),
         Row("part: node service start", statistics.median(starts), job_wall, "s", share),
         Row("part: node service stop", statistics.median(stops), job_wall, "s", share),
         Row(f"part: saving the run files ({len(runs)} run)", statistics.median(saves), job_wall, "s", share),
