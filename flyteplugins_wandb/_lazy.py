@@ -10,7 +10,6 @@ that block and resolves each name on first access (PEP 562), as scientific Pytho
 from __future__ import annotations
 
 import ast
-import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,13 @@ def _exported(init_file: str) -> dict[str, str]:
     return names
 
 
+def _absolute(module: str, package: str) -> str:
+    """``module`` (relative, as ``._mod`` or ``..part``) as an absolute name, seen from ``package``."""
+    level = len(module) - len(module.lstrip("."))
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return f"{base}.{module[level:]}"
+
+
 def lazy_exports(package: str, init_file: str) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__, __getattr__, __dir__`` for the package ``package`` whose ``__init__`` is ``init_file``."""
     exports = _exported(init_file)
@@ -40,7 +46,11 @@ def lazy_exports(package: str, init_file: str) -> tuple[list[str], Callable[[str
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        full = _absolute(module, package)
+        # The import statement's own machinery, not importlib.import_module: `python -X importtime` only reports
+        # imports made through it, and that report is how a slow start-up is found.
+        __import__(full)
+        value = getattr(sys.modules[full], name)
         setattr(sys.modules[package], name, value)  # read once: later reads are plain attribute lookups
         return value
 

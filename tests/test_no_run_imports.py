@@ -64,3 +64,20 @@ def test_a_rank_without_a_run_imports_none_of_what_only_runs_pods_reports_and_sw
     modules = set(json.loads(out.stdout.splitlines()[-1]))
     assert "flyteplugins_wandb.task._decorator" in modules, "the probe must really take the decorated path"
     assert sorted(m for m in modules if m in NOT_NEEDED or m.startswith(tuple(f"{n}." for n in NOT_NEEDED))) == []
+
+
+def test_python_importtime_reports_every_module_of_the_plugin_that_the_rank_loads() -> None:
+    # The lazy exports import through the import statement's machinery, which is what -X importtime reports on.
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _NO_RUN_RANK],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = {m for m in json.loads(out.stdout.splitlines()[-1]) if m.startswith("flyteplugins_wandb")}
+    reported = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "flyteplugins_wandb.planning._plan" in loaded
+    assert sorted(loaded - reported) == []
