@@ -52,6 +52,8 @@ def _write_facts(out_dir: str, rank: int, run: Any) -> None:
         "worker_index": int(os.environ["GROUP_RANK"]),
         "run_id": None if run is None else run.id,
         "wandb_imported": "wandb" in sys.modules,
+        # wandb's module API (wandb.run), read without importing wandb where the plugin did not.
+        "module_run_id": getattr(getattr(sys.modules.get("wandb"), "run", None), "id", None),
     }
     Path(out_dir, f"rank-{rank}.json").write_text(json.dumps(facts), encoding="utf-8")
 

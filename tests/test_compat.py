@@ -247,8 +247,8 @@ def objective() -> None:
     """A plain function, as flyteplugins-wandb users write it for wandb.agent."""
     run = get_wandb_run()
     assert run is not None and run is wandb.run
-    x = run.config["x"]
-    run.log({"loss": (x - 1.0) ** 2})
+    x = wandb.config["x"]  # wandb's module API, as code written for wandb.agent uses it
+    wandb.log({"loss": (x - 1.0) ** 2})
     if x < 0:
         raise ValueError(f"x={x} diverged")
 

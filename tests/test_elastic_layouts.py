@@ -120,6 +120,7 @@ def check_ranks(facts: dict[int, dict[str, Any]], expected: Layout, world_size: 
     for rank, seen in facts.items():
         assert (seen["worker_index"], seen["local_rank"]) == (rank // 2, rank % 2), f"rank {rank} placement"
         assert seen["run_id"] == expected.run_of(rank), f"rank {rank}: get_wandb_run()"
+        assert seen["module_run_id"] == seen["run_id"], f"rank {rank}: wandb.run is its run (or None)"
         assert seen["wandb_imported"] is (seen["run_id"] is not None), f"rank {rank}: wandb imported iff it has a run"
 
 

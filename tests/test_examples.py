@@ -76,6 +76,11 @@ PROMISES = [
         id="layout_worker_scope-one-run-per-node-on-2x2",
     ),
     pytest.param(
+        Promise("lightning_elastic.py", LOCAL_ELASTIC_BASE, (("{base}", ""),)),
+        marks=pytest.mark.elastic,
+        id="lightning_elastic-wandblogger-logs-into-rank-0-run",
+    ),
+    pytest.param(
         Promise("nested_tasks.py", FLYTE_LOCAL_BASE, (("{base}", ""),), metrics=("train/loss", "eval/loss")),
         id="nested_tasks-child-logs-into-parent-run",
     ),

@@ -25,6 +25,7 @@ from ._current import current_placement, current_run
 from ._guards import Timeout, bounded, require_api_key, retrying
 from ._init_args import redact_secrets
 from ._lifecycle import InitOptions, start_bound, track
+from ._module_api import module_api, wandb_init_function
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
@@ -99,7 +100,9 @@ def agent_trial(
     token, where = current_run.set(run), current_placement.set(None)
     exit_code = 1
     try:
-        yield run
+        why = "tracking is off" if resolved.disabled_by_env else "it could not be started (see the warning logged)"
+        with module_api(run, f"the sweep trial {run_id} has no W&B run: {why}"):
+            yield run
         exit_code = 0
     finally:
         current_placement.reset(where)
@@ -130,10 +133,11 @@ def _open(
         logger.warning("not writing secret-looking config entries to sweep trial %s: %s", run_id, ", ".join(dropped))
     if config:
         kwargs["config"] = config
-    # No id and no resume: wandb.init takes the trial's id and parameters from what wandb.agent set. wandb's own
-    # reinit, not create_new: code written for wandb.agent reads wandb.run, wandb.config and calls wandb.log, and
-    # wandb.agent tears wandb down before each trial, so no other run of this process is there to keep.
+    # No id and no resume: wandb.init takes the trial's id and parameters from what wandb.agent set. create_new, so
+    # that no other run of this process is returned instead; wandb's module API (wandb.run, wandb.config,
+    # wandb.log), which code written for wandb.agent uses, is bound by agent_trial for the trial's duration.
     kwargs["mode"] = mode
+    kwargs["reinit"] = "create_new"
     # The user's own init_timeout (settings or WANDB_INIT_TIMEOUT), which wandb reads itself, is left alone.
     updates: dict[str, Any] = {"init_timeout": start_timeout} if set_init_timeout else {}
     if settings is not None:
@@ -144,7 +148,7 @@ def _open(
     try:
         _file_in_sweep_project(cfg)
         return retrying(
-            lambda: bounded(lambda: wandb.init(**kwargs), start_timeout * 1.25 + 5, what),
+            lambda: bounded(lambda: wandb_init_function()(**kwargs), start_timeout * 1.25 + 5, what),
             attempts=3,
             backoff=1.0,
             what=what,

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +32,7 @@ from ._current import Placement, current_placement, current_run, owned
 from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
 from ._init_args import build_init_kwargs
 from ._init_retry import releasing_on_failure
+from ._module_api import module_api, no_run_reason, wandb_init_function
 from ._provenance import provenance
 
 if TYPE_CHECKING:
@@ -175,10 +176,14 @@ def track(options: InitOptions, environ: Mapping[str, str] = os.environ) -> Iter
         d = dataclasses.replace(d, placement=owned(d.placement, tctx, d.resolved.config if d.resolved else None))
     if not d.opens_run or d.resolved is None or d.placement is None:
         if d.joins_local_parent and d.resolved is not None and d.placement is not None:
-            with _bound(local_parent, d.placement) as run, _inherit(d.resolved.config, d.placement.plan):
+            with (
+                _bound(local_parent, d.placement) as run,
+                module_api(local_parent),
+                _inherit(d.resolved.config, d.placement.plan),
+            ):
                 yield run
             return
-        with _bound(None, d.placement) as nothing:
+        with _bound(None, d.placement) as nothing, _no_run_api(d.placement):
             yield nothing
         return
     with _open(options, d, tctx, environ) as run:
@@ -219,6 +224,7 @@ def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, st
     try:
         with (
             _bound(run, here),
+            module_api(run, f"the run {p.run_id} of this process could not be started (see the warning logged)"),
             sigterm_ends_run(),
             _inherit(resolved.config, p) if run is not None and topology is None else nullcontext(),
         ):
@@ -232,6 +238,14 @@ def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, st
         raise
     finally:
         _finish(run, p, options, rendezvous, failed, exit_code)
+
+
+def _no_run_api(placement: Placement | None) -> AbstractContextManager[None]:
+    """wandb's module API in a process of a tracked task that has no run: stand-ins that say so."""
+    if placement is None:  # not a tracked task, or tracking is off: wandb's module API is left as it is
+        return nullcontext()
+    p, t = placement.plan, placement.topology
+    return module_api(None, no_run_reason(t.rank if t else None, p.run_mode, p.rank_scope))
 
 
 @contextmanager
@@ -310,7 +324,7 @@ def _init(
     # A restarted writer may find its run still held by its dead predecessor in the node's service; only a run
     # with one writer can be taken over (a shared run's other writers are alive).
     def init() -> Run:
-        return open_run(lambda: wandb.init(**kwargs), str(p.run_id), may_release=p.writer is None)
+        return open_run(lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=p.writer is None)
 
     return retrying(
         # A failed init leaves its run id taken in wandb's service: free it, or every retry fails on it.

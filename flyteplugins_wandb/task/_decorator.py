@@ -87,6 +87,10 @@ def wandb_init(
     - Any other ``wandb.init`` keyword may be given (``name``, ``notes``, ``group``, ``job_type``, ``mode``,
       ``resume``...); ``id`` and ``reinit`` may not, because the layout decides them. ``host`` is the W&B web
       address for the links only.
+    - In the body, wandb's module API (``wandb.run``, ``wandb.log``, ``wandb.config``, ``wandb.summary``...) is this
+      process's run, so code written for W&B and the trainers' own loggers log into it; ``wandb.init(...)`` returns
+      it (adding its ``config``, warning about the arguments it ignores). Where a process has no run, those raise
+      an error that says so: guard them with ``if get_wandb_run() is not None:``.
     - If the task raises, its run finishes as failed and the exception propagates unchanged. If a run cannot be
       started, the task runs without it and a warning says so, unless ``strict=True``. Online mode without an
       API key fails before the body starts. ``start_timeout`` bounds waiting for wandb.init and, in shared mode,
