@@ -1,5 +1,12 @@
 """Fixtures shared by every test: an isolated W&B environment (offline, temporary directories) and a clean slate
-of process-global state after each test."""
+of process-global state after each test; and how the suite is spread over pytest-xdist's workers.
+
+The suite runs on two xdist workers (``-n 2 --dist loadgroup`` in pyproject's addopts). A test must therefore not
+depend on another test having run in the same process, and must look only at what it started itself (its own
+temporary directories, its own launch's processes: see ``LAUNCH_MARKER`` in elastic_tasks.py), never at the whole
+machine. Tests that share one expensive launch through a module- or session-scoped fixture are kept on one worker
+automatically (below), so the launch happens once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+_SHARED_SCOPES = ("class", "module", "package", "session")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests of one shared launch on one xdist worker, and start the long tests first.
+
+    Every test that uses a fixture of this project with a scope wider than the test (one launch whose result
+    several tests read) gets an ``xdist_group`` mark named after that fixture (and its parameter): with
+    ``--dist loadgroup`` the group runs on one worker, so the fixture runs once, not once per worker. Elastic tests
+    (real worker processes, seconds to minutes each) go before the others, so that the quick tests fill in at the
+    end and neither worker is left alone with a long test while the other is idle.
+    """
+    for item in items:
+        for group in sorted(_shared_fixture_groups(item)):
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("elastic") is None)  # stable: collection order otherwise
+
+
+def _shared_fixture_groups(item: pytest.Item) -> set[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    callspec = getattr(item, "callspec", None)
+    groups = set()
+    for name in info.names_closure:
+        for fixturedef in info.name2fixturedefs.get(name, ()):
+            # baseid "" is a plugin's (tmp_path_factory, pytestconfig...): nothing launched to share.
+            if fixturedef.scope in _SHARED_SCOPES and fixturedef.baseid:
+                param = callspec.indices.get(name) if callspec is not None else None
+                groups.add(f"{fixturedef.baseid}::{name}" + ("" if param is None else f"[{param}]"))
+    return groups
 
 
 @pytest.fixture(autouse=True)
