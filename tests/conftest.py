@@ -13,8 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from layout_launches import LayoutLaunch
 
 _SHARED_SCOPES = ("class", "module", "package", "session")
 
@@ -45,9 +49,29 @@ def _shared_fixture_groups(item: pytest.Item) -> set[str]:
         for fixturedef in info.name2fixturedefs.get(name, ()):
             # baseid "" is a plugin's (tmp_path_factory, pytestconfig...): nothing launched to share.
             if fixturedef.scope in _SHARED_SCOPES and fixturedef.baseid:
-                param = callspec.indices.get(name) if callspec is not None else None
-                groups.add(f"{fixturedef.baseid}::{name}" + ("" if param is None else f"[{param}]"))
+                groups.add(f"{fixturedef.baseid}::{name}{_param_key(callspec, name)}")
     return groups
+
+
+def _param_key(callspec: Any, name: str) -> str:
+    """The fixture's parameter as part of a group name: a string parameter by value, so that tests of several
+    modules asking for the same launch (``layout_launch``) share one group; any other by its index."""
+    if callspec is None or name not in callspec.params:
+        return ""
+    param = callspec.params[name]
+    return f"[{param}]" if isinstance(param, str) else f"[{callspec.indices[name]}]"
+
+
+@pytest.fixture(scope="session")
+def layout_launch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayoutLaunch]:
+    """The one launch of a layout of the spec tables in this session (tests/layout_launches.py); ask for it with
+    ``@pytest.mark.parametrize("layout_launch", ["1x2-new"], indirect=True)``."""
+    from layout_launches import launch_layout, remove_run_files  # elastic tasks: imported only where launched
+
+    name: str = request.param
+    launch = launch_layout(name, tmp_path_factory.mktemp(f"layout-{name}"))
+    yield launch
+    remove_run_files(launch)
 
 
 @pytest.fixture(autouse=True)
