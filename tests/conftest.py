@@ -6,6 +6,12 @@ depend on another test having run in the same process, and must look only at wha
 temporary directories, its own launch's processes: see ``LAUNCH_MARKER`` in elastic_tasks.py), never at the whole
 machine. Tests that share one expensive launch through a module- or session-scoped fixture are kept on one worker
 automatically (below), so the launch happens once.
+
+A new elastic test, to stay fast and safe in parallel: mark it ``@pytest.mark.elastic``; if what it asserts is a
+fact about a launch of one of the spec-table layouts, read the session's ``layout_launch`` rather than launching
+again; if several tests assert facts about one launch of its own, launch it once in a module-scoped fixture (with
+``layout_launches.isolated_wandb_env``) and let each test read it; find its own processes by an environment
+marker or as descendants, take ports by binding port 0, and write only under its own temporary directories.
 """
 
 from __future__ import annotations
@@ -34,9 +40,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     end and neither worker is left alone with a long test while the other is idle.
     """
     for item in items:
-        for group in sorted(_shared_fixture_groups(item)):
-            item.add_marker(pytest.mark.xdist_group(group))
+        groups = sorted(_shared_fixture_groups(item))
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(groups)))
+            if getattr(config.option, "loadgroup", False):
+                _name_group_in_node_id(item, "+".join(groups))
     items.sort(key=lambda item: item.get_closest_marker("elastic") is None)  # stable: collection order otherwise
+
+
+def _name_group_in_node_id(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to the test's id, which is how loadgroup's scheduler sees a group.
+
+    pytest-xdist 3.8 does this for ``xdist_group`` marks by setting ``item._nodeid``, which pytest 9.2 no longer
+    reads (``item.nodeid`` comes from ``item._id``): without this, every test would be scheduled alone and each
+    worker would run a shared launch again. The group's name must hold no ``]`` (xdist would take it for a
+    parameter); a later ``@group`` from a fixed xdist would name the same group.
+    """
+    from _pytest.nodeid import coerce_node_id
+
+    if "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
 def _shared_fixture_groups(item: pytest.Item) -> set[str]:
@@ -49,7 +72,7 @@ def _shared_fixture_groups(item: pytest.Item) -> set[str]:
         for fixturedef in info.name2fixturedefs.get(name, ()):
             # baseid "" is a plugin's (tmp_path_factory, pytestconfig...): nothing launched to share.
             if fixturedef.scope in _SHARED_SCOPES and fixturedef.baseid:
-                groups.add(f"{fixturedef.baseid}::{name}{_param_key(callspec, name)}")
+                groups.add(f"{fixturedef.baseid}:{name}{_param_key(callspec, name)}")
     return groups
 
 
@@ -59,7 +82,7 @@ def _param_key(callspec: Any, name: str) -> str:
     if callspec is None or name not in callspec.params:
         return ""
     param = callspec.params[name]
-    return f"[{param}]" if isinstance(param, str) else f"[{callspec.indices[name]}]"
+    return f"={param}" if isinstance(param, str) else f"={callspec.indices[name]}"
 
 
 @pytest.fixture(scope="session")
