@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     end and neither worker is left alone with a long test while the other is idle.
     """
     for item in items:
-        groups = sorted(_shared_fixture_groups(item))
+        groups = sorted(_shared_fixture_groups(item, config.rootpath))
         if groups:
             item.add_marker(pytest.mark.xdist_group("+".join(groups)))
             if getattr(config.option, "loadgroup", False):
@@ -56,13 +56,14 @@ def _name_group_in_node_id(item: pytest.Item, group: str) -> None:
     worker would run a shared launch again. The group's name must hold no ``]`` (xdist would take it for a
     parameter); a later ``@group`` from a fixed xdist would name the same group.
     """
+    if "@" in item.nodeid.rpartition("]")[2] or not hasattr(item, "_id"):
+        return  # named already, or a pytest before 9.2, where xdist's own renaming works
     from _pytest.nodeid import coerce_node_id
 
-    if "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
-        item._id = coerce_node_id(f"{item.nodeid}@{group}")
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
-def _shared_fixture_groups(item: pytest.Item) -> set[str]:
+def _shared_fixture_groups(item: pytest.Item, rootpath: Path) -> set[str]:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return set()
@@ -70,10 +71,16 @@ def _shared_fixture_groups(item: pytest.Item) -> set[str]:
     groups = set()
     for name in info.names_closure:
         for fixturedef in info.name2fixturedefs.get(name, ()):
-            # baseid "" is a plugin's (tmp_path_factory, pytestconfig...): nothing launched to share.
-            if fixturedef.scope in _SHARED_SCOPES and fixturedef.baseid:
+            if fixturedef.scope in _SHARED_SCOPES and _is_project_fixture(fixturedef.func, rootpath):
                 groups.add(f"{fixturedef.baseid}:{name}{_param_key(callspec, name)}")
     return groups
+
+
+def _is_project_fixture(func: Any, rootpath: Path) -> bool:
+    """Whether a fixture is this project's, not a plugin's (tmp_path_factory, worker_id...: nothing to share)."""
+    code = getattr(func, "__code__", None)
+    source = Path(code.co_filename) if code is not None else None
+    return source is not None and source.is_relative_to(rootpath) and "site-packages" not in source.parts
 
 
 def _param_key(callspec: Any, name: str) -> str:
