@@ -17,6 +17,7 @@ marker or as descendants, take ports by binding port 0, and write only under its
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,16 +93,28 @@ def _param_key(callspec: Any, name: str) -> str:
     return f"={param}" if isinstance(param, str) else f"={callspec.indices[name]}"
 
 
+_LAYOUT_LAUNCHES: dict[str, LayoutLaunch] = {}
+
+
 @pytest.fixture(scope="session")
-def layout_launch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LayoutLaunch]:
+def layout_launch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LayoutLaunch:
     """The one launch of a layout of the spec tables in this session (tests/layout_launches.py); ask for it with
     ``@pytest.mark.parametrize("layout_launch", ["1x2-new"], indirect=True)``."""
-    from layout_launches import launch_layout, remove_run_files  # elastic tasks: imported only where launched
+    from layout_launches import launch_layout  # elastic tasks: imported only where launched
 
     name: str = request.param
-    launch = launch_layout(name, tmp_path_factory.mktemp(f"layout-{name}"))
-    yield launch
-    remove_run_files(launch)
+    # pytest sets a parametrized fixture up again when tests of another parameter ran in between: the launch is
+    # kept for the process instead, so it runs once per worker whatever the order.
+    if name not in _LAYOUT_LAUNCHES:
+        _LAYOUT_LAUNCHES[name] = launch_layout(name, tmp_path_factory.mktemp(f"layout-{name}"))
+    return _LAYOUT_LAUNCHES[name]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Delete the run files the shared launches saved (``LocalElasticResult.run_files`` are the caller's)."""
+    for launch in _LAYOUT_LAUNCHES.values():
+        for path in launch.result.run_files:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ delete the launch's W&B directory without harming the others. Every rank of ever
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -95,9 +94,3 @@ def launch_layout(name: str, root: Path) -> LayoutLaunch:
             TASKS[name], nproc_per_node=2, run_name=RUN_NAME, action_name=ACTION, out_dir=str(out_dir), x=X
         )
     return LayoutLaunch(result, tasks.read_facts(out_dir), read_offline_runs(wandb_dir), wandb_dir)
-
-
-def remove_run_files(launch: LayoutLaunch) -> None:
-    """Delete the copies of the run files the launch saved (``LocalElasticResult.run_files`` are the caller's)."""
-    for path in launch.result.run_files:
-        shutil.rmtree(path, ignore_errors=True)
