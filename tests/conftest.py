@@ -1,13 +1,120 @@
 """Fixtures shared by every test: an isolated W&B environment (offline, temporary directories) and a clean slate
-of process-global state after each test."""
+of process-global state after each test; and how the suite is spread over pytest-xdist's workers.
+
+The suite runs on two xdist workers (``-n 2 --dist loadgroup`` in pyproject's addopts). A test must therefore not
+depend on another test having run in the same process, and must look only at what it started itself (its own
+temporary directories, its own launch's processes: see ``LAUNCH_MARKER`` in elastic_tasks.py), never at the whole
+machine. Tests that share one expensive launch through a module- or session-scoped fixture are kept on one worker
+automatically (below), so the launch happens once.
+
+A new elastic test, to stay fast and safe in parallel: mark it ``@pytest.mark.elastic``; if what it asserts is a
+fact about a launch of one of the spec-table layouts, read the session's ``layout_launch`` rather than launching
+again; if several tests assert facts about one launch of its own, launch it once in a module-scoped fixture (with
+``layout_launches.isolated_wandb_env``) and let each test read it; find its own processes by an environment
+marker or as descendants, take ports by binding port 0, and write only under its own temporary directories.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from layout_launches import LayoutLaunch
+
+_SHARED_SCOPES = ("class", "module", "package", "session")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests of one shared launch on one xdist worker, and start the long tests first.
+
+    Every test that uses a fixture of this project with a scope wider than the test (one launch whose result
+    several tests read) gets an ``xdist_group`` mark named after that fixture (and its parameter): with
+    ``--dist loadgroup`` the group runs on one worker, so the fixture runs once, not once per worker. Elastic tests
+    (real worker processes, seconds to minutes each) go before the others, so that the quick tests fill in at the
+    end and neither worker is left alone with a long test while the other is idle.
+    """
+    for item in items:
+        groups = sorted(_shared_fixture_groups(item, config.rootpath))
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(groups)))
+            if getattr(config.option, "loadgroup", False):
+                _name_group_in_node_id(item, "+".join(groups))
+    items.sort(key=lambda item: item.get_closest_marker("elastic") is None)  # stable: collection order otherwise
+
+
+def _name_group_in_node_id(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to the test's id, which is how loadgroup's scheduler sees a group.
+
+    pytest-xdist 3.8 does this for ``xdist_group`` marks by setting ``item._nodeid``, which pytest 9.2 no longer
+    reads (``item.nodeid`` comes from ``item._id``): without this, every test would be scheduled alone and each
+    worker would run a shared launch again. The group's name must hold no ``]`` (xdist would take it for a
+    parameter); a later ``@group`` from a fixed xdist would name the same group.
+    """
+    if "@" in item.nodeid.rpartition("]")[2] or not hasattr(item, "_id"):
+        return  # named already, or a pytest before 9.2, where xdist's own renaming works
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+def _shared_fixture_groups(item: pytest.Item, rootpath: Path) -> set[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    callspec = getattr(item, "callspec", None)
+    groups = set()
+    for name in info.names_closure:
+        for fixturedef in info.name2fixturedefs.get(name, ()):
+            if fixturedef.scope in _SHARED_SCOPES and _is_project_fixture(fixturedef.func, rootpath):
+                groups.add(f"{fixturedef.baseid}:{name}{_param_key(callspec, name)}")
+    return groups
+
+
+def _is_project_fixture(func: Any, rootpath: Path) -> bool:
+    """Whether a fixture is this project's, not a plugin's (tmp_path_factory, worker_id...: nothing to share)."""
+    code = getattr(func, "__code__", None)
+    source = Path(code.co_filename) if code is not None else None
+    return source is not None and source.is_relative_to(rootpath) and "site-packages" not in source.parts
+
+
+def _param_key(callspec: Any, name: str) -> str:
+    """The fixture's parameter as part of a group name: a string parameter by value, so that tests of several
+    modules asking for the same launch (``layout_launch``) share one group; any other by its index."""
+    if callspec is None or name not in callspec.params:
+        return ""
+    param = callspec.params[name]
+    return f"={param}" if isinstance(param, str) else f"={callspec.indices[name]}"
+
+
+_LAYOUT_LAUNCHES: dict[str, LayoutLaunch] = {}
+
+
+@pytest.fixture(scope="session")
+def layout_launch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LayoutLaunch:
+    """The one launch of a layout of the spec tables in this session (tests/layout_launches.py); ask for it with
+    ``@pytest.mark.parametrize("layout_launch", ["1x2-new"], indirect=True)``."""
+    from layout_launches import launch_layout  # elastic tasks: imported only where launched
+
+    name: str = request.param
+    # pytest sets a parametrized fixture up again when tests of another parameter ran in between: the launch is
+    # kept for the process instead, so it runs once per worker whatever the order.
+    if name not in _LAYOUT_LAUNCHES:
+        _LAYOUT_LAUNCHES[name] = launch_layout(name, tmp_path_factory.mktemp(f"layout-{name}"))
+    return _LAYOUT_LAUNCHES[name]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Delete the run files the shared launches saved (``LocalElasticResult.run_files`` are the caller's)."""
+    for launch in _LAYOUT_LAUNCHES.values():
+        for path in launch.result.run_files:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

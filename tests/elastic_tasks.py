@@ -2,7 +2,7 @@
 import nothing but this (no pytest, no wandb): whether a rank imported wandb is one of the things observed.
 
 The W&B tasks write what each rank saw to ``{out_dir}/rank-{rank}.json`` (see :func:`read_facts`): its place,
-its run, and whether it imported wandb.
+its run, whether it imported wandb, and the W&B service it was handed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from flyteplugins_wandb import get_wandb_run, wandb_init
 
 PROJECT = "p"
 ENTITY = "e"
+ROWS = 5
+"""Rows of ``{"row": i}`` that :func:`log_rank` logs after its one ``{"x": x, "rank": rank}``."""
 
 two_nodes = flyte.TaskEnvironment(name="wandb_e2e_2x2", plugin_config=Elastic(nnodes=2, nproc_per_node=2))
 one_node = flyte.TaskEnvironment(name="wandb_e2e_1x2", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
@@ -28,8 +30,8 @@ plain = flyte.TaskEnvironment(name="wandb_e2e_plain")
 
 
 def log_rank(out_dir: str, x: int) -> str:
-    """Log a metric carrying this rank from every rank that has a run, record what the rank saw, and return a
-    value that names the rank (the task's output must be global rank 0's)."""
+    """Log a metric carrying this rank (then ROWS rows) from every rank that has a run, record what the rank saw,
+    and return a value that names the rank (the task's output must be global rank 0's)."""
     import torch.distributed as dist
 
     dist.init_process_group("gloo")
@@ -38,6 +40,8 @@ def log_rank(out_dir: str, x: int) -> str:
         run = get_wandb_run()
         if run is not None:
             run.log({"x": x, "rank": rank})
+            for i in range(ROWS):
+                run.log({"row": i})
         _write_facts(out_dir, rank, run)
         dist.barrier()  # every rank logs before any finishes, as in real training
     finally:
@@ -46,6 +50,8 @@ def log_rank(out_dir: str, x: int) -> str:
 
 
 def _write_facts(out_dir: str, rank: int, run: Any) -> None:
+    # A W&B service's token names the process that started it: the agent (the pod) or this worker.
+    service = os.environ.get("WANDB_SERVICE") or ""
     facts = {
         "rank": rank,
         "local_rank": int(os.environ["LOCAL_RANK"]),
@@ -54,6 +60,8 @@ def _write_facts(out_dir: str, rank: int, run: Any) -> None:
         "wandb_imported": "wandb" in sys.modules,
         # wandb's module API (wandb.run), read without importing wandb where the plugin did not.
         "module_run_id": getattr(getattr(sys.modules.get("wandb"), "run", None), "id", None),
+        "service": service,
+        "own_service": service.split("-")[1:2] == [str(os.getpid())],
     }
     Path(out_dir, f"rank-{rank}.json").write_text(json.dumps(facts), encoding="utf-8")
 

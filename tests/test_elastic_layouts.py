@@ -2,7 +2,8 @@
 x 2 processes), W&B offline, checked against the spec tables (Single-node behavior, Multi-node behavior, Run ID
 patterns) through three independent witnesses: what each rank saw, the run manifest, and the offline run files.
 Each launch is asserted whole, to keep the number of (slow) launches down; that includes the rule that a rank
-without a run never imports wandb (the auto rows are where it bites).
+without a run never imports wandb (the auto rows are where it bites). The launches of the layouts are the session's
+shared ones (tests/layout_launches.py), which other modules read other facts from.
 
 Expected values are written out from the tables, not derived from the package's planner. Ranks are laid out as
 torch elastic does on homogeneous nodes: worker ``i`` holds global ranks ``2i`` and ``2i + 1`` (local ranks 0, 1).
@@ -10,25 +11,22 @@ torch elastic does on homogeneous nodes: worker ``i`` holds global ranks ``2i`` 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import elastic_tasks as tasks
 import pytest
-from readback import OfflineRun, inspect_run
+from layout_launches import ACTION, RUN_NAME, LayoutLaunch, X, read_offline_runs
+from readback import OfflineRun
 
 from flyteplugins_wandb import wandb_config
 from flyteplugins_wandb.local import LocalElasticError, LocalElasticResult, run_elastic_locally
 
 pytestmark = pytest.mark.elastic
 
-RUN_NAME = "run7"
-ACTION = "a3"
 B = f"{RUN_NAME}-{ACTION}"  # {base} = {run_name}-{action_name}
 PAGES = f"https://wandb.ai/{tasks.ENTITY}/{tasks.PROJECT}"
-X = 41
 
 
 @dataclass(frozen=True)
@@ -100,13 +98,6 @@ SINGLE_NEW = Layout(
 )
 
 
-def read_offline_runs(root: Path) -> list[OfflineRun]:
-    """``readback.offline_runs``, several files at a time: each read starts the wandb CLI twice (about 2 s)."""
-    files = sorted(root.rglob("offline-run-*/run-*.wandb"))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(inspect_run, files))
-
-
 def launch(task: Any, out_dir: Path, **kwargs: Any) -> LocalElasticResult:
     out_dir.mkdir()
     return run_elastic_locally(
@@ -136,9 +127,8 @@ def check_manifest(result: LocalElasticResult, expected: Layout) -> None:
         assert (rec.project, rec.entity, rec.wandb_mode) == (tasks.PROJECT, tasks.ENTITY, "offline")
 
 
-def check_offline_files(wandb_dir: Path, result: LocalElasticResult, expected: Layout) -> list[OfflineRun]:
+def check_offline_files(files: list[OfflineRun], result: LocalElasticResult, expected: Layout) -> list[OfflineRun]:
     """What W&B really wrote: one file per writer (shared writers too), each with its writer's own metrics."""
-    files = read_offline_runs(wandb_dir)
     by_dir = {f.path.parent: f for f in files}
     assert len(by_dir) == len(files), "no two writers share an offline run directory"
     assert sorted(by_dir) == sorted(Path(str(rec.directory)) for rec in result.runs), "a file per writer, no other"
@@ -149,6 +139,7 @@ def check_offline_files(wandb_dir: Path, result: LocalElasticResult, expected: L
         assert (written.project, written.entity) == (tasks.PROJECT, tasks.ENTITY)
         assert written.metric("rank") == [rec.rank], f"{rec.run_id}: the history of rank {rec.rank}'s writer"
         assert written.metric("x") == [X]
+        assert written.metric("row") == list(range(tasks.ROWS))
         assert (written.exit_code, written.state) == (0, "finished")
     for run_id, ranks in expected.runs.items():
         logged = sorted(r for f in files if f.run_id == run_id for r in f.metric("rank"))
@@ -170,28 +161,29 @@ def check_links(
 
 
 LAYOUTS = [
-    pytest.param(tasks.auto_global, AUTO_GLOBAL, 4, id="2x2-auto-global-rank-0-only-one-run"),
-    pytest.param(tasks.auto_worker, AUTO_WORKER, 4, id="2x2-auto-worker-local-rank-0-per-worker"),
-    pytest.param(tasks.shared_global, SHARED_GLOBAL, 4, id="2x2-shared-global-all-ranks-one-run"),
-    pytest.param(tasks.shared_worker, SHARED_WORKER, 4, id="2x2-shared-worker-one-run-per-worker"),
-    pytest.param(tasks.new_global, NEW_GLOBAL, 4, id="2x2-new-global-run-per-rank-one-group"),
-    pytest.param(tasks.new_worker, NEW_WORKER, 4, id="2x2-new-worker-run-per-rank-group-per-worker"),
-    pytest.param(tasks.single_auto, SINGLE_AUTO, 2, id="1x2-auto-rank-0-only"),
-    pytest.param(tasks.single_shared, SINGLE_SHARED, 2, id="1x2-shared-all-ranks-one-run"),
-    pytest.param(tasks.single_new, SINGLE_NEW, 2, id="1x2-new-run-per-rank-grouped"),
+    pytest.param("2x2-auto-global", AUTO_GLOBAL, 4, id="2x2-auto-global-rank-0-only-one-run"),
+    pytest.param("2x2-auto-worker", AUTO_WORKER, 4, id="2x2-auto-worker-local-rank-0-per-worker"),
+    pytest.param("2x2-shared-global", SHARED_GLOBAL, 4, id="2x2-shared-global-all-ranks-one-run"),
+    pytest.param("2x2-shared-worker", SHARED_WORKER, 4, id="2x2-shared-worker-one-run-per-worker"),
+    pytest.param("2x2-new-global", NEW_GLOBAL, 4, id="2x2-new-global-run-per-rank-one-group"),
+    pytest.param("2x2-new-worker", NEW_WORKER, 4, id="2x2-new-worker-run-per-rank-group-per-worker"),
+    pytest.param("1x2-auto", SINGLE_AUTO, 2, id="1x2-auto-rank-0-only"),
+    pytest.param("1x2-shared", SINGLE_SHARED, 2, id="1x2-shared-all-ranks-one-run"),
+    pytest.param("1x2-new", SINGLE_NEW, 2, id="1x2-new-run-per-rank-grouped"),
 ]
 
 
-@pytest.mark.parametrize(("task", "expected", "world_size"), LAYOUTS)
+@pytest.mark.parametrize(("layout_launch", "expected", "world_size"), LAYOUTS, indirect=["layout_launch"])
 def test_each_layout_creates_the_runs_groups_and_links_of_the_spec_tables(
-    task: Any, expected: Layout, world_size: int, wandb_env: Path, tmp_path: Path
+    layout_launch: LayoutLaunch, expected: Layout, world_size: int
 ) -> None:
-    result = launch(task, tmp_path / "facts")
+    result = layout_launch.result
 
+    assert (result.run_name, result.action_name) == (RUN_NAME, ACTION)
     assert result.output == "rank-0"
-    check_ranks(tasks.read_facts(tmp_path / "facts"), expected, world_size)
+    check_ranks(layout_launch.facts, expected, world_size)
     check_manifest(result, expected)
-    files = check_offline_files(wandb_env, result, expected)
+    files = check_offline_files(layout_launch.files, result, expected)
     check_links(result, expected.links, files, all_pages=True)
 
 
@@ -204,7 +196,7 @@ def test_a_layout_given_only_in_the_run_context_drives_both_the_runs_and_the_lin
 
     check_ranks(tasks.read_facts(tmp_path / "facts"), NEW_WORKER, 4)
     check_manifest(result, NEW_WORKER)
-    files = check_offline_files(wandb_env, result, NEW_WORKER)
+    files = check_offline_files(read_offline_runs(wandb_env), result, NEW_WORKER)
     # The number of links is fixed when the task is defined, and this decorator does not ask for worker scope:
     # by the README ("Links in the Flyte UI") the single link follows the context to worker 0's group.
     check_links(result, (f"groups/{B}-worker-0",), files, all_pages=False)

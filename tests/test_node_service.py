@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import elastic_tasks
 import flyte
 import pytest
 from flyteplugins.pytorch.task import Elastic
+from layout_launches import LayoutLaunch
 from readback import offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
@@ -154,14 +156,15 @@ def test_when_the_node_service_cannot_start_each_worker_uses_its_own_after_one_w
 
 
 @pytest.mark.elastic
-def test_workers_of_a_node_join_one_service(wandb_env: Path, tmp_path: Path) -> None:
-    result = run_elastic_locally(records_service, max_restarts=0, timeout=900, marker_dir=str(tmp_path))
-    assert result.output == 0
-    facts = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
+@pytest.mark.parametrize("layout_launch", ["1x2-new"], indirect=True)  # a run per rank, 1 node x 2
+def test_workers_of_a_node_join_one_service(layout_launch: LayoutLaunch) -> None:
+    facts = [layout_launch.facts[rank] for rank in (0, 1)]
     services = {f["service"] for f in facts}
-    assert len(services) == 1 and [f["own"] for f in facts] == [False, False]
-    runs = offline_runs(wandb_env)
-    assert len(runs) == 2 and all(_rows(r) == list(range(ROWS)) and r.state == "finished" for r in runs)
+    assert len(services) == 1 and services != {""}
+    assert [f["own_service"] for f in facts] == [False, False]
+    runs = layout_launch.files
+    rows = list(range(elastic_tasks.ROWS))
+    assert len(runs) == 2 and all(_rows(r) == rows and r.state == "finished" for r in runs)
 
 
 def test_the_node_service_runs_for_its_block_only_and_is_handed_over_in_wandb_service() -> None:

@@ -8,16 +8,13 @@ from pathlib import Path
 
 import flyte
 import pytest
-import torch.distributed as dist
-from flyteplugins.pytorch.task import Elastic
+from layout_launches import LayoutLaunch
 from readback import offline_runs
 from remote_task import run_as_pod
 
 from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
-from flyteplugins_wandb.local import run_elastic_locally
 
 plain = flyte.TaskEnvironment(name="prov-plain")
-elastic = flyte.TaskEnvironment(name="prov-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
 
 
 @wandb_init(project="p")
@@ -33,18 +30,6 @@ def tracked() -> bool:
 @plain.task
 def tracked_eval() -> None:
     pass
-
-
-@wandb_init(project="p", run_mode="new")
-@elastic.task
-def per_rank() -> int:
-    dist.init_process_group("gloo")
-    run = get_wandb_run()
-    assert run is not None
-    run.log({"rank": dist.get_rank()})
-    dist.barrier()
-    dist.destroy_process_group()
-    return 0
 
 
 def test_a_run_records_its_flyte_provenance_and_a_link_back(wandb_env: Path) -> None:
@@ -106,10 +91,10 @@ def test_a_name_longer_than_wandb_allows_is_refused() -> None:
 
 
 @pytest.mark.elastic
-def test_distributed_runs_get_main_and_worker_roles_and_their_own_rank(wandb_env: Path) -> None:
-    result = run_elastic_locally(per_rank)
-    runs = {r.run_id: r for r in offline_runs(wandb_env)}
-    base = f"{result.run_name}-a0"
+@pytest.mark.parametrize("layout_launch", ["1x2-new"], indirect=True)  # a run per rank, 1 node x 2
+def test_distributed_runs_get_main_and_worker_roles_and_their_own_rank(layout_launch: LayoutLaunch) -> None:
+    runs = {r.run_id: r for r in layout_launch.files}
+    base = layout_launch.base
     assert {k: (r.job_type, r.config["flyte"]["rank"]) for k, r in runs.items()} == {
         f"{base}-rank-0": ("main", 0),
         f"{base}-rank-1": ("worker", 1),

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import elastic_tasks
 import flyte
 import pytest
-import torch.distributed as dist
 from flyteplugins.pytorch.task import Elastic
+from layout_launches import LayoutLaunch
 from readback import inspect_run
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
@@ -25,7 +26,6 @@ from flyteplugins_wandb.pod._run_files import runs_to_save
 
 plain = flyte.TaskEnvironment(name="run-files-plain")
 elastic = flyte.TaskEnvironment(name="run-files-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
-two_nodes = flyte.TaskEnvironment(name="run-files-2x2", plugin_config=Elastic(nnodes=2, nproc_per_node=2))
 ROWS = 7
 
 
@@ -37,30 +37,6 @@ def logs_rows() -> str:
     for i in range(ROWS):
         run.log({"row": i})
     return run.id
-
-
-@wandb_init(project="p", run_mode="shared")
-@elastic.task
-def shared_writers() -> int:
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    run = get_wandb_run()
-    assert run is not None
-    for i in range(ROWS):
-        run.log({f"rank{rank}": i})
-    dist.barrier()
-    dist.destroy_process_group()
-    return rank
-
-
-@wandb_init(project="p", run_mode="new")
-@two_nodes.task
-def run_per_rank() -> int:
-    run = get_wandb_run()
-    assert run is not None
-    for i in range(ROWS):
-        run.log({"row": i})
-    return int(os.environ["RANK"])
 
 
 @wandb_init(project="p", entity="e", run_mode="new", download_logs=True)
@@ -121,36 +97,29 @@ def test_a_local_flyte_run_saves_its_offline_run_as_a_dir_that_syncs_complete(wa
 
 
 @pytest.mark.elastic
-def test_an_elastic_pod_saves_every_shared_writers_directory(wandb_env: Path, tmp_path: Path) -> None:
-    result = run_elastic_locally(shared_writers, max_restarts=0, timeout=900)
-    try:
-        assert len(result.run_files) == 1
-        shutil.rmtree(wandb_env)
-        dirs = _sync_dry_run(result.run_files[0])
-        runs = [inspect_run(next(d.glob("run-*.wandb"))) for d in dirs]
-        assert [r.run_id for r in runs] == [f"{result.run_name}-a0"] * 2
-        assert sorted(k for r in runs for k in r.history[0] if k.startswith("rank")) == ["rank0", "rank1"]
-        assert all(r.metric(f"rank{i}") == list(range(ROWS)) for i, r in enumerate(runs))
-    finally:
-        for path in result.run_files:
-            shutil.rmtree(path, ignore_errors=True)
+@pytest.mark.parametrize("layout_launch", ["1x2-shared"], indirect=True)  # one shared run, 2 writers on 1 node
+def test_an_elastic_pod_saves_every_shared_writers_directory(layout_launch: LayoutLaunch) -> None:
+    result = layout_launch.result
+    assert len(result.run_files) == 1
+    # Copies, not the pod's files: deleting W&B's own directory must not matter (the launch was read already).
+    shutil.rmtree(layout_launch.wandb_dir)
+    dirs = _sync_dry_run(result.run_files[0])
+    runs = [inspect_run(next(d.glob("run-*.wandb"))) for d in dirs]
+    assert [r.run_id for r in runs] == [layout_launch.base] * 2
+    assert sorted(r.metric("rank") for r in runs) == [[0], [1]], "every writer's directory, each its own"
+    assert all(r.metric("row") == list(range(elastic_tasks.ROWS)) for r in runs)
 
 
 @pytest.mark.elastic
-def test_each_pod_of_a_two_node_task_saves_exactly_its_own_workers_runs(wandb_env: Path) -> None:
-    result = run_elastic_locally(run_per_rank, max_restarts=0, timeout=900)
-    try:
-        assert len(result.run_files) == 2
-        shutil.rmtree(wandb_env)
-        per_node = [
-            [inspect_run(next(d.glob("run-*.wandb"))) for d in _sync_dry_run(saved)] for saved in result.run_files
-        ]
-        ranks = sorted(sorted(r.run_id.rsplit("-", 1)[1] for r in node) for node in per_node)
-        assert ranks == [["0", "1"], ["2", "3"]]
-        assert all(r.metric("row") == list(range(ROWS)) for node in per_node for r in node)
-    finally:
-        for path in result.run_files:
-            shutil.rmtree(path, ignore_errors=True)
+@pytest.mark.parametrize("layout_launch", ["2x2-new-global"], indirect=True)  # a run per rank, 2 nodes x 2
+def test_each_pod_of_a_two_node_task_saves_exactly_its_own_workers_runs(layout_launch: LayoutLaunch) -> None:
+    result = layout_launch.result
+    assert len(result.run_files) == 2
+    shutil.rmtree(layout_launch.wandb_dir)
+    per_node = [[inspect_run(next(d.glob("run-*.wandb"))) for d in _sync_dry_run(saved)] for saved in result.run_files]
+    ranks = sorted(sorted(r.run_id.rsplit("-", 1)[1] for r in node) for node in per_node)
+    assert ranks == [["0", "1"], ["2", "3"]]
+    assert all(r.metric("row") == list(range(elastic_tasks.ROWS)) for node in per_node for r in node)
 
 
 @pytest.fixture

@@ -221,23 +221,9 @@ def run_elastic_locally(
     ``timeout`` seconds pass; every agent and worker is stopped before it returns or raises, Ctrl-C included.
     The script that calls this needs an ``if __name__ == "__main__":`` guard, as the agents are spawned.
     """
-    config: Any = getattr(task, "plugin_config", None)
-    task_nodes = elastic_node_count(config)
-    if task_nodes is None:
-        raise TypeError(
-            f"run_elastic_locally needs a task whose TaskEnvironment has plugin_config=Elastic(...), got {task!r}"
-        )
-    nodes = int(nnodes if nnodes is not None else task_nodes)
-    procs = int(nproc_per_node if nproc_per_node is not None else config.nproc_per_node)
-    if nodes < 1 or procs < 1:
-        raise ValueError(f"nnodes and nproc_per_node must be >= 1, got {nodes} and {procs}")
+    local_task = _local_task(task, nnodes, nproc_per_node, max_restarts)
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
-    changes: dict[str, Any] = {"nnodes": nodes, "nproc_per_node": procs, "monitor_interval": 1}
-    if max_restarts is not None:
-        changes["max_restarts"] = max_restarts
-    local_task = dataclasses.replace(task, plugin_config=dataclasses.replace(config, **changes))
-
     import cloudpickle
 
     run_name = run_name or f"local-{uuid.uuid4().hex[:8]}"
@@ -253,28 +239,14 @@ def run_elastic_locally(
     }
     mp = multiprocessing.get_context("spawn")
     pickled = cloudpickle.dumps(local_task)
+    nodes = local_task.plugin_config.nnodes
     try:
         with _agents(mp, nodes, pickled, inputs, agent_env, run_name, action_name, context, root, timeout) as out:
             output = out
-        links = tuple(
-            (
-                link.name,
-                link.get_link(
-                    run_name=run_name,
-                    project="local",
-                    domain="development",
-                    context=context,
-                    parent_action_name="",
-                    action_name=action_name,
-                    pod_name="localhost",
-                ),
-            )
-            for link in getattr(task, "links", ())
-        )
         return LocalElasticResult(
             output=output,
             runs=tuple(read_manifest(manifest)),
-            links=links,
+            links=_rendered_links(task, run_name, action_name, context),
             run_name=run_name,
             action_name=action_name,
             report=_read_report(root),
@@ -282,6 +254,46 @@ def run_elastic_locally(
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _local_task(task: Any, nnodes: int | None, nproc_per_node: int | None, max_restarts: int | None) -> Any:
+    """A copy of ``task`` whose ``Elastic`` settings are this launch's: its node and process counts (the task's own
+    where not given), ``max_restarts`` where given, and a short monitor interval: the agents see their workers
+    end within a quarter of a second instead of the ``Elastic`` default of 3 s, which a cluster's pods can afford
+    and a launch on a laptop should not pay."""
+    config: Any = getattr(task, "plugin_config", None)
+    task_nodes = elastic_node_count(config)
+    if task_nodes is None:
+        raise TypeError(
+            f"run_elastic_locally needs a task whose TaskEnvironment has plugin_config=Elastic(...), got {task!r}"
+        )
+    nodes = int(nnodes if nnodes is not None else task_nodes)
+    procs = int(nproc_per_node if nproc_per_node is not None else config.nproc_per_node)
+    if nodes < 1 or procs < 1:
+        raise ValueError(f"nnodes and nproc_per_node must be >= 1, got {nodes} and {procs}")
+    changes: dict[str, Any] = {"nnodes": nodes, "nproc_per_node": procs, "monitor_interval": 0.25}
+    if max_restarts is not None:
+        changes["max_restarts"] = max_restarts
+    return dataclasses.replace(task, plugin_config=dataclasses.replace(config, **changes))
+
+
+def _rendered_links(task: Any, run_name: str, action_name: str, context: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The task's Flyte links as (name, url), rendered as Flyte renders them for this launch's action."""
+    return tuple(
+        (
+            link.name,
+            link.get_link(
+                run_name=run_name,
+                project="local",
+                domain="development",
+                context=context,
+                parent_action_name="",
+                action_name=action_name,
+                pod_name="localhost",
+            ),
+        )
+        for link in getattr(task, "links", ())
+    )
 
 
 def _read_report(root: str) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -139,8 +139,14 @@ def _span(lo: float, hi: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _chart(metric: str, lines: Sequence[Line], index: int) -> str:
-    drawn: list[tuple[Line, list[float], list[float]]] = []
+_Drawn = tuple[Line, list[float], list[float]]
+"""A line as drawn: the line, and its finite (step, value) points after downsampling, as two lists."""
+
+
+def _drawable(lines: Sequence[Line]) -> tuple[list[_Drawn], int]:
+    """The lines a chart draws (at most MAX_LINES_PER_CHART, each with finite points only, downsampled) and how
+    many non-finite values were left out."""
+    drawn: list[_Drawn] = []
     skipped = 0
     for line in lines[:MAX_LINES_PER_CHART]:
         pairs = [(s, v) for s, v in zip(line.steps, line.values, strict=True) if _finite(s) and _finite(v)]
@@ -149,6 +155,11 @@ def _chart(metric: str, lines: Sequence[Line], index: int) -> str:
             continue
         keep = downsample([p[0] for p in pairs], [p[1] for p in pairs])
         drawn.append((line, [pairs[i][0] for i in keep], [pairs[i][1] for i in keep]))
+    return drawn, skipped
+
+
+def _chart(metric: str, lines: Sequence[Line], index: int) -> str:
+    drawn, skipped = _drawable(lines)
     title = html.escape(metric)
     if not drawn:
         return (
@@ -181,12 +192,26 @@ def _chart(metric: str, lines: Sequence[Line], index: int) -> str:
         f'<text x="{_LEFT + pw / 2:.1f}" y="{_H - 8}" text-anchor="middle" fill="#555">step</text>'
         f'<text x="{_LEFT + pw}" y="{_H - 8}" text-anchor="end" fill="#555">{_number(x1)}</text>'
     )
-    legend = []
+    polylines, legend = _polylines_and_legend(drawn, px, py)
+    parts += [*polylines, "</svg>"]
+    note = _chart_note(len(lines), skipped)
+    return (
+        f'<figure id="wandb-chart-{index}" style="margin:0 16px 16px 0;display:inline-block;vertical-align:top">'
+        f'<figcaption style="font-weight:600;margin-bottom:2px">{title}</figcaption>{"".join(parts)}'
+        f'<div style="font-size:12px;max-width:{_W}px">{"".join(legend)}</div>{note}</figure>'
+    )
+
+
+def _polylines_and_legend(
+    drawn: list[_Drawn], px: Callable[[float], float], py: Callable[[float], float]
+) -> tuple[list[str], list[str]]:
+    """Each drawn line as an SVG polyline (with its points as data attributes) and its legend entry."""
+    polylines, legend = [], []
     for i, (line, xs, ys) in enumerate(drawn):
         colour = _COLOURS[i % len(_COLOURS)]
         label = html.escape(line.label)
         points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
-        parts.append(
+        polylines.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}" data-label="{label}" '
             f'data-steps="{_attr(xs)}" data-values="{_attr(ys)}"><title>{label}: last {_number(ys[-1])} '
             f"at step {_number(xs[-1])}</title></polyline>"
@@ -197,18 +222,17 @@ def _chart(metric: str, lines: Sequence[Line], index: int) -> str:
             f'<span style="display:inline-block;width:10px;height:10px;background:{colour};margin-right:4px">'
             f"</span>{label}</span>"
         )
-    parts.append("</svg>")
+    return polylines, legend
+
+
+def _chart_note(line_count: int, skipped: int) -> str:
+    """What a chart left out (lines beyond the limit, non-finite values), or nothing."""
     notes = []
-    if len(lines) > MAX_LINES_PER_CHART:
-        notes.append(f"{len(lines) - MAX_LINES_PER_CHART} more lines not drawn")
+    if line_count > MAX_LINES_PER_CHART:
+        notes.append(f"{line_count - MAX_LINES_PER_CHART} more lines not drawn")
     if skipped:
         notes.append(f"{skipped} non-finite values not drawn")
-    note = f'<div style="color:#8a6d3b">{html.escape("; ".join(notes))}</div>' if notes else ""
-    return (
-        f'<figure id="wandb-chart-{index}" style="margin:0 16px 16px 0;display:inline-block;vertical-align:top">'
-        f'<figcaption style="font-weight:600;margin-bottom:2px">{title}</figcaption>{"".join(parts)}'
-        f'<div style="font-size:12px;max-width:{_W}px">{"".join(legend)}</div>{note}</figure>'
-    )
+    return f'<div style="color:#8a6d3b">{html.escape("; ".join(notes))}</div>' if notes else ""
 
 
 def _last_values(last: Mapping[str, Any]) -> str:

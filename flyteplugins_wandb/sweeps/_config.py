@@ -186,21 +186,7 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, SWEEP_METHODS)
-        for key in ("command", "prior_runs"):
-            items = getattr(self, key)
-            if items is None:
-                continue
-            if (
-                isinstance(items, str)
-                or not isinstance(items, list | tuple)
-                or not all(isinstance(i, str) and i for i in items)
-            ):
-                raise TypeError(f"{key} must be a list of non-empty str, got {items!r}")
-            if not items:
-                raise ValueError(f"{key} must not be empty, got {items!r}")
-        for word in self.command or ():
-            if word.startswith("${") and word not in COMMAND_MACROS and not word.startswith("${envvar:"):
-                raise ValueError(f"command: unknown macro {word!r}; W&B's macros: {', '.join(COMMAND_MACROS)}")
+        self._check_command_and_prior_runs()
         if self.controller is not None:
             controller = _check_keys("controller", self.controller, ("type",))
             check_choice("controller.type", controller.get("type"), CONTROLLER_TYPES)
@@ -210,28 +196,8 @@ class SweepConfig:
                 raise TypeError(f"{key} must be a str, got {type(value).__name__} {value!r}")
         if self.run_cap is not None:
             _positive_int("run_cap", self.run_cap)
-        if not isinstance(self.parameters, Mapping):
-            raise TypeError(f"parameters must be a mapping of name to spec, got {self.parameters!r}")
-        params = _check_keys("parameters", self.parameters, tuple(self.parameters))
-        if not params:
-            raise ValueError("parameters must name at least one parameter, got {}")
-        for pname, spec in params.items():
-            if isinstance(spec, Mapping) and "parameters" in spec:
-                raise ValueError(f"parameters.{pname}: nested parameters are not supported by the local engine")
-            _check_parameter(f"parameters.{pname}", spec)
-        if self.metric is not None:
-            metric = _check_keys("metric", self.metric, _METRIC_KEYS)
-            if not isinstance(metric.get("name"), str) or not metric["name"]:
-                raise ValueError(f"metric.name must be a non-empty str, got {metric.get('name')!r}")
-            check_choice("metric.goal", metric.get("goal", "minimize"), METRIC_GOALS)
-            if "target" in metric:
-                _number("metric.target", metric["target"])
-        if self.method == "bayes" and self.metric is None:
-            raise ValueError("metric is required for method 'bayes' (it optimizes the metric), got None")
-        if self.early_terminate is not None:
-            if self.metric is None:
-                raise ValueError("metric is required for early_terminate (it compares the metric), got None")
-            _check_early_terminate(self.early_terminate)
+        params = self._checked_parameters()
+        self._check_metric_and_early_terminate()
         if self.method == "grid":
             infinite = [p for p, spec in params.items() if not _finite(spec)]
             if infinite:
@@ -248,6 +214,50 @@ class SweepConfig:
         # Plain JSON data: the value equals its decoded copy, and the caller's dicts cannot change it later.
         for key, value in plain.items():
             object.__setattr__(self, key, value)
+
+    def _check_command_and_prior_runs(self) -> None:
+        for key in ("command", "prior_runs"):
+            items = getattr(self, key)
+            if items is None:
+                continue
+            if (
+                isinstance(items, str)
+                or not isinstance(items, list | tuple)
+                or not all(isinstance(i, str) and i for i in items)
+            ):
+                raise TypeError(f"{key} must be a list of non-empty str, got {items!r}")
+            if not items:
+                raise ValueError(f"{key} must not be empty, got {items!r}")
+        for word in self.command or ():
+            if word.startswith("${") and word not in COMMAND_MACROS and not word.startswith("${envvar:"):
+                raise ValueError(f"command: unknown macro {word!r}; W&B's macros: {', '.join(COMMAND_MACROS)}")
+
+    def _checked_parameters(self) -> Mapping[str, Any]:
+        if not isinstance(self.parameters, Mapping):
+            raise TypeError(f"parameters must be a mapping of name to spec, got {self.parameters!r}")
+        params = _check_keys("parameters", self.parameters, tuple(self.parameters))
+        if not params:
+            raise ValueError("parameters must name at least one parameter, got {}")
+        for pname, spec in params.items():
+            if isinstance(spec, Mapping) and "parameters" in spec:
+                raise ValueError(f"parameters.{pname}: nested parameters are not supported by the local engine")
+            _check_parameter(f"parameters.{pname}", spec)
+        return params
+
+    def _check_metric_and_early_terminate(self) -> None:
+        if self.metric is not None:
+            metric = _check_keys("metric", self.metric, _METRIC_KEYS)
+            if not isinstance(metric.get("name"), str) or not metric["name"]:
+                raise ValueError(f"metric.name must be a non-empty str, got {metric.get('name')!r}")
+            check_choice("metric.goal", metric.get("goal", "minimize"), METRIC_GOALS)
+            if "target" in metric:
+                _number("metric.target", metric["target"])
+        if self.method == "bayes" and self.metric is None:
+            raise ValueError("metric is required for method 'bayes' (it optimizes the metric), got None")
+        if self.early_terminate is not None:
+            if self.metric is None:
+                raise ValueError("metric is required for early_terminate (it compares the metric), got None")
+            _check_early_terminate(self.early_terminate)
 
     def _structured(self) -> dict[str, Any]:
         out: dict[str, Any] = {"parameters": {k: dict(v) for k, v in self.parameters.items()}}
