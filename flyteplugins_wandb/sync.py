@@ -3,8 +3,10 @@
     python -m flyteplugins_wandb.sync <directory or its Flyte storage address> [--dry-run] [wandb sync options]
 
 A storage address (``s3://...``, ``gs://...``) is downloaded first, with the Flyte configuration that
-``flyte.init_from_config()`` finds. Then ``wandb sync`` runs on each saved run directory in the order they were
-written (so a restarted or retried run is replayed after the life before it), every shared-mode writer included.
+``flyte.init_from_config()`` finds. A copy saved while the task ran (``wandb-run-files-live/...``, what is left of a
+pod that died whole) has its logs in parts; they are joined first, in a copy. Then ``wandb sync`` runs on each saved
+run directory in the order they were written (so a restarted or retried run is replayed after the life before it),
+every shared-mode writer included.
 ``--dry-run`` only prints the directories. Options after the directory go to ``wandb sync`` (for example
 ``--project``, ``--entity``). Exits non-zero if any sync failed.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .pod import assemble_parts
 from .readback import wandb_cli
 
 __all__ = ["main", "run_directories"]
@@ -41,6 +45,17 @@ def _local_copy(source: str, into: str) -> str:
     return str(Dir.from_existing_remote(source).download_sync(into))
 
 
+def _joined(local: str, into: str) -> str:
+    """``local`` with the parts of a live copy joined onto their files (in a copy under ``into`` where ``local``
+    is the user's own directory)."""
+    if not any(p.is_dir() for p in Path(local).rglob("*.parts")):
+        return local
+    if not os.path.abspath(local).startswith(os.path.join(os.path.abspath(into), "")):
+        local = shutil.copytree(local, os.path.join(into, "joined"), symlinks=True)
+    assemble_parts(local)
+    return local
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flyteplugins_wandb.sync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -49,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the run directories, sync nothing")
     args, wandb_args = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(prefix="wandb-run-files-") as tmp:
-        runs = run_directories(_local_copy(args.source, tmp))
+        runs = run_directories(_joined(_local_copy(args.source, tmp), tmp))
         if not runs:
             print(f"no W&B run directories in {args.source}", file=sys.stderr)
             return 1
