@@ -291,13 +291,26 @@ def _start(
         # A refused key is a mistake found before training starts: fail now, not after hours without a run.
         if options.strict or isinstance(e, ApiKeyRefusedError):
             raise
+        # Say which writer is left without a run: its rows are not logged anywhere.
+        who = _who(p, environ)
         logger.warning(
-            "wandb.init failed for run %s (%s: %s); training goes on without it", p.run_id, type(e).__name__, e
+            "wandb.init failed for run %s on %s (%s: %s); training goes on without it, and what %s logs is lost",
+            p.run_id,
+            who,
+            type(e).__name__,
+            e,
+            who,
         )
         return None
     if rendezvous is not None and writer is not None and writer.primary:
         rendezvous.announce_primary(ok=True)
     return run
+
+
+def _who(p: RunPlan, environ: Mapping[str, str]) -> str:
+    if p.writer is not None:
+        return p.writer.label
+    return f"rank {environ[keys.RANK]}" if keys.RANK in environ else "this process"
 
 
 def _prepare_wandb() -> None:
