@@ -97,7 +97,7 @@ def _train(seconds: float, period: float | None) -> dict[str, float]:
 
 
 def main(quick: bool = False) -> list[Row]:
-    seconds, repeat = (2.0, 1) if quick else (20.0, 3)
+    seconds, repeat = (2.0, 1) if quick else (15.0, 3)
     results: dict[Any, list[dict[str, float]]] = {None: [], 1.0: [], 10.0: []}
     with offline_wandb():
         _train(min(seconds, 2.0), None)  # warm-up: wandb's first start in a process is slower

@@ -17,7 +17,7 @@ def test_the_benchmark_suite_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> N
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    for group in ("## overhead", "## scale", "## elastic", "## report", "## node_service"):
+    for group in ("## overhead", "## scale", "## elastic", "## report", "## node_service", "## live_copy"):
         assert group in out.stdout
     assert "wandb not imported" in out.stdout  # the no-run rank probe checks it itself
 
