@@ -1,7 +1,7 @@
 """Run every benchmark and print one table per group: each figure is the median of several repetitions,
 measured side by side with its baseline in this one run. ``--quick`` runs tiny sizes (CI smoke-runs it).
 
-    python benchmarks/run.py [--quick] [--only import,overhead,scale,elastic,log_reduced,report,node_service]
+    python benchmarks/run.py [--quick] [--only import,overhead,scale,elastic,log_reduced,report,node_service,live_copy]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import machine, table  # noqa: E402
 
-GROUPS = ("import", "overhead", "scale", "log_reduced", "elastic", "report", "node_service")
+GROUPS = ("import", "overhead", "scale", "log_reduced", "elastic", "report", "node_service", "live_copy")
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .readback import WandbRunNotFound as WandbRunNotFound
     from .readback import download_wandb_run_dir as download_wandb_run_dir
     from .readback import download_wandb_run_logs as download_wandb_run_logs
+    from .run import ApiKeyRefusedError as ApiKeyRefusedError
     from .run import MissingApiKeyError as MissingApiKeyError
     from .run import get_wandb_context as get_wandb_context
     from .run import get_wandb_run as get_wandb_run

@@ -6,8 +6,10 @@ The one command for uploading offline runs, wherever their files are: the ``wand
 (on a cluster the pod's own disk is gone), or the runs' own directories on this machine (a local launch's summary
 prints the command with them). Several sources are synced one after the other, in the order given. A storage
 address (``s3://...``, ``gs://...``) is downloaded first, with the Flyte configuration that
-``flyte.init_from_config()`` finds. Then ``wandb sync`` runs on each run directory in the order they were
-written (so a restarted or retried run is replayed after the life before it), every shared-mode writer included.
+``flyte.init_from_config()`` finds. A copy saved while the task ran (``wandb-run-files-live/...``, what is left of
+a pod that died whole) has its logs in parts; they are joined first, in a copy. Then ``wandb sync`` runs on each run
+directory in the order they were written (so a restarted or retried run is replayed after the life before it),
+every shared-mode writer included.
 ``--dry-run`` only prints the directories. Options after the directory go to ``wandb sync`` (for example
 ``--project``, ``--entity``). Exits non-zero if any sync failed.
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .pod import assemble_parts
 from .readback import wandb_cli
 
 __all__ = ["main", "run_directories"]
@@ -44,6 +48,17 @@ def _local_copy(source: str, into: str) -> str:
     return str(Dir.from_existing_remote(source).download_sync(into))
 
 
+def _joined(local: str, into: str) -> str:
+    """``local`` with the parts of a live copy joined onto their files (in a copy under ``into`` where ``local``
+    is the user's own directory)."""
+    if not any(p.is_dir() for p in Path(local).rglob("*.parts")):
+        return local
+    if not os.path.abspath(local).startswith(os.path.join(os.path.abspath(into), "")):
+        local = shutil.copytree(local, os.path.join(into, "joined"), symlinks=True)
+    assemble_parts(local)
+    return local
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flyteplugins_wandb.sync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -56,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wandb-run-files-") as tmp:
         runs = []
         for i, source in enumerate(args.sources):
-            found = run_directories(_local_copy(source, os.path.join(tmp, str(i))))
+            found = run_directories(_joined(_local_copy(source, into := os.path.join(tmp, str(i))), into))
             if not found:
                 print(f"no W&B run directories in {source}", file=sys.stderr)
                 return 1

@@ -24,7 +24,7 @@ def benchmark_groups() -> tuple[str, ...]:
 
 
 def test_every_benchmark_group_is_still_in_the_suite() -> None:
-    expected = {"import", "overhead", "scale", "log_reduced", "elastic", "report", "node_service"}
+    expected = {"import", "overhead", "scale", "log_reduced", "elastic", "report", "node_service", "live_copy"}
     assert expected <= set(benchmark_groups())
 
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_public_names_are_exactly_these() -> None:
     assert flyteplugins_wandb.__all__ == [
         "AgentPolicy",
+        "ApiKeyRefusedError",
         "DistributedInfo",
         "LayoutError",
         "MissingApiKeyError",

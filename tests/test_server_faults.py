@@ -110,7 +110,6 @@ def test_against_a_working_server_the_run_is_created_logged_and_finished_once(
     [
         pytest.param({"hang": True}, "context deadline exceeded", id="never-answers"),
         pytest.param({"status": 503}, "context deadline exceeded", id="server-error-503"),
-        pytest.param({"status": 401}, "returned error 401", id="refuses-the-key-401"),
     ],
 )
 def test_a_server_that_cannot_take_the_run_leaves_training_going_on_without_one_after_three_tries(

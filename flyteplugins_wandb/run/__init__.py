@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._current import is_leader as is_leader
     from ._current import is_primary as is_primary
     from ._guards import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+    from ._guards import ApiKeyRefusedError as ApiKeyRefusedError
     from ._guards import MissingApiKeyError as MissingApiKeyError
     from ._guards import Timeout as Timeout
     from ._guards import api_key as api_key

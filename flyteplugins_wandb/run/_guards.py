@@ -7,6 +7,7 @@ import contextlib
 import logging
 import netrc
 import os
+import re
 import signal
 import threading
 import time
@@ -18,11 +19,14 @@ from .. import _keys as keys
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "ApiKeyRefusedError",
     "MissingApiKeyError",
     "Preempted",
     "Timeout",
     "api_key",
     "bounded",
+    "key_source",
+    "refusal",
     "require_api_key",
     "retrying",
     "sigterm_ends_run",
@@ -41,6 +45,11 @@ class MissingApiKeyError(RuntimeError):
     """Online W&B mode, and no API key this process could use."""
 
 
+class ApiKeyRefusedError(RuntimeError):
+    """The W&B server refused this process's credentials (HTTP 401/403). Raised at the first refusal, before
+    training starts, whatever ``strict`` says: every retry would be refused the same way."""
+
+
 class Preempted(SystemExit):
     """SIGTERM arrived while the task ran (for example a preempted node)."""
 
@@ -57,12 +66,21 @@ def api_key(environ: Mapping[str, str], base_url: str) -> str | None:
     """The API key W&B would use for ``base_url``: ``WANDB_API_KEY``, else the netrc entry for its host."""
     if environ.get(keys.WANDB_API_KEY):
         return environ[keys.WANDB_API_KEY]
-    host = urlparse(base_url).hostname or base_url
+    entry = _netrc_entry(environ, base_url)
+    return entry[2] if entry else None
+
+
+def _netrc_entry(environ: Mapping[str, str], base_url: str) -> tuple[str, str, str] | None:
+    """(netrc file, machine, key) of the netrc entry for ``base_url``: wandb looks up ``host:port``; a plain
+    ``host`` entry is accepted too (the same for W&B's cloud, which has no port)."""
+    parts = urlparse(base_url)
     path = environ.get(keys.NETRC) or os.path.join(os.path.expanduser("~"), ".netrc")
     with contextlib.suppress(OSError, netrc.NetrcParseError):
-        auth = netrc.netrc(path).authenticators(host)
-        if auth and auth[2]:
-            return auth[2]
+        entries = netrc.netrc(path)
+        for machine in dict.fromkeys(m for m in (parts.netloc, parts.hostname, base_url) if m):
+            auth = entries.authenticators(machine)
+            if auth and auth[2]:
+                return path, machine, auth[2]
     return None
 
 
@@ -78,6 +96,35 @@ def require_api_key(environ: Mapping[str, str], settings: Any = None) -> None:
         'environment variable: TaskEnvironment(..., secrets=flyte.Secret(key="wandb_api_key", '
         'as_env_var="WANDB_API_KEY")). Or set WANDB_MODE=offline (sync later with `wandb sync`), or disabled.'
     )
+
+
+# wandb 0.31 reports a refused key as a CommError whose message carries the status ("returned error 401: ...",
+# "HTTP 403: ..."); AuthenticationError is its own error for credentials it cannot use at all.
+_REFUSED = re.compile(r"\b(?:returned error|HTTP|status(?: code)?)\s*:?\s*(401|403)\b", re.IGNORECASE)
+
+
+def refusal(error: BaseException) -> str | None:
+    """What says that ``error`` (raised by ``wandb.init``) is a refusal of the credentials (``HTTP 401``,
+    ``HTTP 403``, or wandb's ``AuthenticationError``), or None for an error that may pass on a retry."""
+    if type(error).__name__ == "AuthenticationError":
+        return "AuthenticationError"
+    found = _REFUSED.search(str(error))
+    return f"HTTP {found.group(1)}" if found else None
+
+
+def key_source(environ: Mapping[str, str], settings: Any = None) -> str:
+    """Where the credentials this process sends to W&B come from, in wandb's own order of precedence."""
+    if settings is not None and getattr(settings, "api_key", None) and "api_key" in settings.model_fields_set:
+        return "wandb.Settings(api_key=...) given to @wandb_init"
+    if environ.get(keys.WANDB_API_KEY):
+        return f"the environment variable {keys.WANDB_API_KEY}"
+    if environ.get(keys.WANDB_IDENTITY_TOKEN_FILE):
+        return f"the identity token file {environ[keys.WANDB_IDENTITY_TOKEN_FILE]} ({keys.WANDB_IDENTITY_TOKEN_FILE})"
+    entry = _netrc_entry(environ, wandb_base_url(environ))
+    if entry:
+        return f"the netrc file {entry[0]} (machine {entry[1]})"
+    config_dir = environ.get(keys.WANDB_CONFIG_DIR) or os.path.join(os.path.expanduser("~"), ".config", "wandb")
+    return f"wandb's settings file ({os.path.join(config_dir, 'settings')}) or a `wandb login` in this process"
 
 
 def retrying(

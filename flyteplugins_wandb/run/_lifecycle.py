@@ -29,7 +29,17 @@ from ..planning import (
 from ..pod import RunRecord, record_run, record_unfinished
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run, owned
-from ._guards import Timeout, bounded, require_api_key, retrying, sigterm_ends_run
+from ._guards import (
+    ApiKeyRefusedError,
+    Timeout,
+    bounded,
+    key_source,
+    refusal,
+    require_api_key,
+    retrying,
+    sigterm_ends_run,
+    wandb_base_url,
+)
 from ._init_args import build_init_kwargs
 from ._init_retry import releasing_on_failure
 from ._module_api import module_api, no_run_reason, wandb_init_function
@@ -292,15 +302,29 @@ def _start(
     except Exception as e:
         if rendezvous is not None and writer is not None and writer.primary:
             rendezvous.announce_primary(ok=False)
-        if options.strict:
+        # A refused key is a mistake found before training starts: fail now, not after hours without a run.
+        if options.strict or isinstance(e, ApiKeyRefusedError):
             raise
+        # Say which writer is left without a run: its rows are not logged anywhere.
+        who = _who(p, environ)
         logger.warning(
-            "wandb.init failed for run %s (%s: %s); training goes on without it", p.run_id, type(e).__name__, e
+            "wandb.init failed for run %s on %s (%s: %s); training goes on without it, and what %s logs is lost",
+            p.run_id,
+            who,
+            type(e).__name__,
+            e,
+            who,
         )
         return None
     if rendezvous is not None and writer is not None and writer.primary:
         rendezvous.announce_primary(ok=True)
     return run
+
+
+def _who(p: RunPlan, environ: Mapping[str, str]) -> str:
+    if p.writer is not None:
+        return p.writer.label
+    return f"rank {environ[keys.RANK]}" if keys.RANK in environ else "this process"
 
 
 def _prepare_wandb() -> None:
@@ -326,15 +350,34 @@ def _init(
     def init() -> Run:
         return open_run(lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=p.writer is None)
 
-    return retrying(
+    def attempt() -> Run:
         # A failed init leaves its run id taken in wandb's service: free it, or every retry fails on it.
-        lambda: releasing_on_failure(lambda: bounded(init, limit, f"wandb.init of run {p.run_id}"), p.run_id),
+        try:
+            return releasing_on_failure(lambda: bounded(init, limit, f"wandb.init of run {p.run_id}"), p.run_id)
+        except Exception as e:
+            _raise_if_refused(e, str(p.run_id), options, environ)
+            raise
+
+    return retrying(
+        attempt,
         attempts=options.init_attempts,
         backoff=1.0,
         what=f"wandb.init of run {p.run_id}",
-        # A hang is not retried: it would only multiply the wait.
-        permanent=(TypeError, ValueError, Timeout, wandb.errors.UsageError),
+        # A hang is not retried: it would only multiply the wait; nor is a refused key.
+        permanent=(TypeError, ValueError, Timeout, wandb.errors.UsageError, ApiKeyRefusedError),
     )
+
+
+def _raise_if_refused(error: Exception, run_id: str, options: InitOptions, environ: Mapping[str, str]) -> None:
+    why = refusal(error)
+    if why is None:
+        return
+    raise ApiKeyRefusedError(
+        f"the W&B server at {wandb_base_url(environ)} refused the credentials from "
+        f"{key_source(environ, options.settings)} ({why}) when starting run {run_id}: give the task a valid API "
+        f"key for this server, or set WANDB_MODE=offline to train without it. wandb said: "
+        f"{type(error).__name__}: {error}"
+    ) from error
 
 
 def _annotate(run: Run, attempt: int, topology: DistributedInfo | None) -> None:

@@ -65,7 +65,7 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     are no workers, and nothing when W&B is disabled."""
     import flyte
 
-    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, save_run_files
+    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, save_run_files, start_live_copy
 
     tctx = flyte.ctx()
     if not tctx or tctx.mode == "local":
@@ -82,13 +82,23 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
             "so each worker keeps its own, and a worker killed abruptly loses what its service had not written",
             nproc_per_node,
         )
+    download_logs = resolved.config.download_logs is True
     with _ledger() as ledger:
+        # Saved while the workers run too, so that a pod lost whole keeps what they logged (pod._live_copy); a
+        # bad period raises here, before the workers start.
+        live = start_live_copy(
+            lambda: runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs),
+            str(getattr(tctx.raw_data_path, "path", "") or ""),
+            tctx.action.name,
+            tctx.attempt_number,
+        )
         try:
             with node_service(stop_timeout=options.finish_timeout, share=share):
                 yield
         finally:
-            runs = runs_to_save(read_manifest(ledger), read_unfinished(ledger), resolved.config.download_logs is True)
-            save_run_files(runs, settle_timeout=options.finish_timeout)
+            live.stop()
+            runs = runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs)
+            live.finish(saved=save_run_files(runs, settle_timeout=options.finish_timeout) is not None or not runs)
 
 
 @contextlib.contextmanager
