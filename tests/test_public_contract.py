@@ -228,6 +228,20 @@ def test_a_layout_of_several_runs_refuses_a_user_id(run_mode: str, rank_scope: s
         plan(_topology(0, 4, 2), run_mode, rank_scope, "R-a1", run_id="mine")
 
 
+def _worker_env(rank: int) -> dict[str, str]:
+    return {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0"}
+
+
+def test_each_worker_of_a_distributed_task_plans_the_run_context_id_for_its_one_run() -> None:
+    from flyteplugins_wandb.run._lifecycle import InitOptions, decide
+
+    options = InitOptions(distributed_task=True)
+    decisions = [decide(options, wandb_config(id="mine"), "R", "a1", 0, _worker_env(r)) for r in (0, 1)]
+    assert [d.placement.plan.run_id if d.placement else "?" for d in decisions] == ["mine", None]
+    with pytest.raises(LayoutError, match="id='mine' names one run, but run_mode='new'"):
+        decide(options, wandb_config(id="mine", run_mode="new"), "R", "a1", 0, _worker_env(0))
+
+
 def test_an_elastic_task_asking_for_a_run_per_process_refuses_an_id_where_it_is_written() -> None:
     elastic = flyte.TaskEnvironment(name="contract_elastic", plugin_config=Elastic(nproc_per_node=2, nnodes=1))
 
