@@ -226,7 +226,8 @@ def cleared(*names: str) -> dict[str, str]:
     codec decodes such an empty value as unset; users' fields keep ``""`` as a real value."""
     bad = sorted(set(names) - _UNSETTABLE)
     if bad:
-        raise ValueError(f"only the plugin's own fields and id can be cleared ({sorted(_UNSETTABLE)}), got {bad}")
+        allowed = sorted(_UNSETTABLE)
+        raise ValueError(f"only the plugin's own fields can be cleared, and the run id ({allowed}), got {bad}")
     return {_KEYS[name]: "" for name in names}
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _keys as keys
-from ..run import get_wandb_context, get_wandb_run
+from ..run import MissingApiKeyError, get_wandb_context, get_wandb_run
 from ._local_runs import DownloadError, copy_offline_run, find_offline_run
-from ._wandb_api import WandbApi
+from ._wandb_api import WandbApi, WandbRunNotFound
 
 if TYPE_CHECKING:
     import flyte.io
@@ -129,14 +129,20 @@ def download_wandb_run_dir(
     key, a refused key and an unknown run each raise an error saying which; every failure is a RuntimeError.
 
     A run made offline in this workflow (its files on this machine: under the task's ``dir``, ``WANDB_DIR`` or the
-    working directory) is read from its own files instead of the server, which never saw it.
+    working directory) is read from its own files where the server cannot be asked (no API key, no known project)
+    or does not have it.
     """
     local = _local_first(run_id)
-    if local is not None:
+    try:
+        where = run_address(run_id, entity, project)
+        api = WandbApi.from_env(timeout=timeout)
+        return download_run(api, where, path or default_root() / where.run_id, include_history)
+    except (MissingApiKeyError, WandbRunNotFound, DownloadError) as e:
+        if local is None:
+            raise
+        # The server cannot be asked, or never saw the run: the run's own files here hold all it wrote.
+        logger.info("run %s is read from its offline files in %s (%s)", local[0], local[1], e)
         return copy_offline_run(local[1], path or default_root() / local[0], include_history, timeout)
-    where = run_address(run_id, entity, project)
-    api = WandbApi.from_env(timeout=timeout)
-    return download_run(api, where, path or default_root() / where.run_id, include_history)
 
 
 def _local_first(run_id: str | None) -> tuple[str, Path] | None:
