@@ -136,6 +136,25 @@ def test_wandb_sweep_config_takes_download_logs_for_the_trials() -> None:
     assert sweep_id is not None and download_logs is True
 
 
+@env.task
+async def reads_kwargs() -> str:
+    context = get_wandb_context()
+    assert context is not None
+    return json.dumps([context.notes, context.job_type, dict(context.init_kwargs or {})])
+
+
+@env.task
+async def nests_wandb_config() -> str:
+    with wandb_config(notes="inner"):
+        return await reads_kwargs()
+
+
+def test_an_inner_wandb_config_block_keeps_the_outer_blocks_other_init_keywords() -> None:
+    context = wandb_config(job_type="outer", resume="allow")
+    out = flyte.with_runcontext(custom_context=context).run(nests_wandb_config).outputs()[0]
+    assert json.loads(out) == ["inner", "outer", {"resume": "allow"}]
+
+
 # --- the context getters -------------------------------------------------------------------------------------------
 
 

@@ -345,8 +345,20 @@ class WandbContext(dict[str, str]):
 def _apply(entries: Mapping[str, str]) -> Iterator[None]:
     import flyte
 
-    with flyte.custom_context(**entries):
+    tctx = flyte.ctx()
+    outer = (tctx.custom_context or {}) if tctx else {}
+    with flyte.custom_context(**_merged_kwargs(entries, outer)):
         yield
+
+
+def _merged_kwargs(entries: Mapping[str, str], outer: Mapping[str, str]) -> dict[str, str]:
+    """``entries`` with their ``wandb_kwargs`` merged over the enclosing context's: the keywords inside it (``notes``,
+    ``job_type``, ``dir``, ``resume``...) are separate settings, so an inner block that sets one keeps the others."""
+    inner_raw, outer_raw = entries.get(keys.INIT_KWARGS_KEY), outer.get(keys.INIT_KWARGS_KEY)
+    if inner_raw is None or not outer_raw:
+        return dict(entries)
+    merged = {**_decode_kwargs(outer_raw), **_decode_kwargs(inner_raw)}
+    return {**entries, keys.INIT_KWARGS_KEY: json.dumps(merged)}
 
 
 def wandb_config(
