@@ -9,17 +9,28 @@ from __future__ import annotations
 
 from typing import Final
 
-# Run context (Flyte's custom_context).
+# Run context (Flyte's custom_context). The keys are shared with Flyte's public W&B plugin (flyteplugins-wandb), so
+# that a parent on one plugin and a child on the other read each other's settings: a field both plugins have travels
+# under ``wandb_<field>``; further wandb.init keywords travel together in one JSON object, ``wandb_kwargs``; what only
+# this plugin has travels under ``_wandb_<field>``, a prefix the public plugin's codec does not read (it turns every
+# ``wandb_*`` key into a field of its own and fails on one it does not know).
 CONTEXT_PREFIX: Final = "wandb_"
-"""Every key of a ``WandbConfig`` field is this prefix plus the field's name."""
+"""The key of a field both plugins have is this prefix plus the field's name."""
+PRIVATE_PREFIX: Final = "_wandb_"
+"""The key of a field only this plugin has is this prefix plus the field's name."""
+INIT_KWARGS_KEY: Final = CONTEXT_PREFIX + "kwargs"
+"""Further wandb.init keywords (JSON object), ``notes``, ``job_type`` and ``dir`` among them."""
+PARENT_RUN_KEY: Final = PRIVATE_PREFIX + "run_id"
+"""The run of the task that launched this one (the public plugin's key for it too)."""
 SWEEP_CONTEXT_PREFIX: Final = "wandb_sweep_"
-"""Every key of a ``SweepConfig`` field is this prefix plus the field's name; it is also the prefix of the sweep
-keys below, which no ``WandbConfig`` field shares."""
-SWEEP_ID_KEY: Final = SWEEP_CONTEXT_PREFIX + "id"
-"""The id of the sweep the task belongs to (``get_wandb_sweep_id``)."""
-SWEEP_STOP_KEY: Final = SWEEP_CONTEXT_PREFIX + "stop"
+"""The key of a ``SweepConfig`` field both plugins have is this prefix plus the field's name; W&B's other sweep keys
+travel together in ``wandb_sweep_kwargs``."""
+SWEEP_KWARGS_KEY: Final = SWEEP_CONTEXT_PREFIX + "kwargs"
+SWEEP_ID_KEY: Final = PRIVATE_PREFIX + "sweep_id"
+"""The id of the sweep the task belongs to (``get_wandb_sweep_id``; the public plugin's key for it too)."""
+SWEEP_STOP_KEY: Final = PRIVATE_PREFIX + "sweep_stop"
 """The hyperband bars a trial runs with and the goal they are read against (JSON), for ``sweep_should_stop``."""
-SWEEP_HOME_KEY: Final = SWEEP_CONTEXT_PREFIX + "home"
+SWEEP_HOME_KEY: Final = PRIVATE_PREFIX + "sweep_home"
 """Where the sweep of a ``@wandb_sweep`` driver lives (JSON); never the API key."""
 
 # W&B's own environment variables that the plugin honours.

@@ -212,7 +212,6 @@ def test_decorating_a_task_made_from_a_decorated_function_is_an_error() -> None:
             id="bad-rank-scope",
         ),
         pytest.param({"colour": "red"}, TypeError, "unexpected keyword 'colour'", id="unknown-keyword"),
-        pytest.param({"id": "run-1"}, TypeError, "does not take 'id'", id="id"),
         pytest.param({"reinit": True}, TypeError, "does not take 'reinit'", id="reinit"),
         pytest.param(
             {"start_timeout": 0},

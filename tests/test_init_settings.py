@@ -228,7 +228,7 @@ def test_the_users_wandb_init_timeout_bounds_a_hanging_server(silent_server: str
 def test_field_roles_decide_what_reaches_wandb_init_and_the_children() -> None:
     assert INIT_FIELDS == ("project", "entity", "name", "notes", "job_type", "dir", "tags")
     assert set(NOT_INHERITED) == {
-        "name", "notes", "group", "job_type", "run_mode", "rank_scope",
+        "id", "name", "notes", "group", "job_type", "run_mode", "rank_scope",
         "parent_run_id", "parent_group", "trial_run_id", "trial_sweep_id",
     }  # fmt: skip
     assert "parent_run_id" not in USER_FIELDS and "project" in USER_FIELDS

@@ -39,7 +39,6 @@ def test_wandb_has_the_members_of_the_flyte_link_protocol() -> None:
     ("run_mode", "rank_scope", "num_workers", "page"),
     [
         pytest.param("auto", "global", None, f"runs/r7x-{ACTION}", id="plain-auto"),
-        pytest.param("shared", "global", None, f"runs/r7x-{ACTION}", id="plain-shared"),
         pytest.param("new", "global", None, f"runs/r7x-{ACTION}", id="plain-new-its-one-run"),
         pytest.param("auto", "worker", 1, f"runs/r7x-{ACTION}", id="one-node-auto"),
         pytest.param("new", "worker", 1, f"groups/r7x-{ACTION}", id="one-node-new-group"),
@@ -157,10 +156,6 @@ def test_without_an_entity_the_home_page_is_on_the_configured_host() -> None:
     assert render(Wandb(), wandb_config(host="https://wandb.example.com/")) == "https://wandb.example.com/home"
 
 
-def test_without_a_project_the_link_uses_uncategorized() -> None:
-    assert render(Wandb(WandbConfig(entity="team"))) == f"https://wandb.ai/team/uncategorized/runs/r7x-{ACTION}"
-
-
 def test_names_that_need_it_are_url_quoted() -> None:
     url = render(Wandb(WandbConfig(entity="my team", project="p&q")), run_name="r 1", action_name="a3")
     assert url == "https://wandb.ai/my%20team/p%26q/runs/r%201-a3"
@@ -203,6 +198,6 @@ def test_run_and_sweep_links_take_the_host_from_the_same_rule(
     context = wandb_config(entity="team", project="proj")
     assert render(Wandb(), context).startswith(f"{host}/team/proj/runs/")
     assert render(WandbSweep(), context).startswith(f"{host}/team/proj/sweeps")
-    configured = wandb_config(host="https://mine.example", entity="team")
+    configured = wandb_config(host="https://mine.example", entity="team", project="proj")
     assert render(Wandb(), configured).startswith("https://mine.example/team/")
     assert render(WandbSweep(), configured).startswith("https://mine.example/team/")

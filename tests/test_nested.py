@@ -275,7 +275,7 @@ def test_trace_inside_a_task_sees_the_task_run(wandb_env: Path) -> None:
 
 
 def test_child_link_points_at_the_run_the_child_logs_to() -> None:
-    launching = {**wandb_config(entity="e", project="p"), "wandb_parent_run_id": "R-a0", "wandb_parent_group": "G"}
+    launching = {**wandb_config(entity="e", project="p"), "_wandb_run_id": "R-a0", "_wandb_parent_group": "G"}
 
     def render(task: object) -> list[str]:
         return [
@@ -296,7 +296,7 @@ def test_child_link_points_at_the_run_the_child_logs_to() -> None:
 
 
 def test_auto_child_in_another_pod_joins_the_parent_run_as_a_labelled_non_primary_writer(wandb_env: Path) -> None:
-    parent_ctx = {**wandb_config(project="p"), "wandb_parent_run_id": "R-parent"}
+    parent_ctx = {**wandb_config(project="p"), "_wandb_run_id": "R-parent"}
     status, child_id = run_as_pod(child_auto, run_name="R", action_name="child-action", context=parent_ctx, x=5)
     assert (status, child_id) == ("ok", "R-parent")
     (written,) = offline_runs(wandb_env)

@@ -543,7 +543,7 @@ def test_the_decorator_attaches_one_link_to_the_projects_sweeps_page() -> None:
             id="sweep-config-wins",
         ),
         pytest.param(
-            WandbSweep(), {**wandb_config(entity="e")}, "https://wandb.ai/e/uncategorized/sweeps", id="no-project"
+            WandbSweep(), {**wandb_config(entity="e")}, "https://wandb.ai/home", id="no-project-the-hosts-page"
         ),
         pytest.param(
             WandbSweep(CONFIG.config),

@@ -194,7 +194,7 @@ BAD = [
 def test_a_bad_config_is_refused_naming_the_field_and_the_value(changes: dict[str, Any], message: str) -> None:
     kwargs: dict[str, Any] = dict(method="grid", metric=LOSS, parameters={"x": {"values": [1, 2]}}) | changes
     with pytest.raises(ValueError) as info:
-        wandb_sweep_config(**kwargs)
+        wandb_sweep_config(**kwargs).config.check_complete()  # a missing metric is refused when the sweep is made
     assert message in str(info.value)
 
 

@@ -21,6 +21,13 @@ Run id rules (``base`` is ``{run_name}-{action_name}``; a "child" is a task laun
 
 A user-given group replaces the ``{base}`` stem of the new-mode groups, and is the group of auto/shared runs.
 A trial of an online sweep takes the run id the W&B sweep server assigned it as its ``base``.
+
+A user-given run id (``wandb_config(id=...)``, ``@wandb_init(id=...)``) is the run id of a layout that has one run
+of its own: a task that is not distributed (its group in ``new`` mode is the user's group, else the parent's, else
+the id), and a distributed task whose layout makes one run (``auto``/``shared`` under global scope or on one node,
+where all ranks that write share it). A layout that makes several runs (``new`` on several processes, worker scope
+on several nodes) cannot take one id and raises :class:`LayoutError`; so does a child that would join its parent's
+run (``auto``/``shared``) under a different id.
 """
 
 from __future__ import annotations
@@ -123,6 +130,7 @@ def plan(
     label: str | None = None,
     standalone_shared: bool = True,
     attempt: int | None = None,
+    run_id: str | None = None,
 ) -> RunPlan:
     """Decide this process's run from its topology and the layout. Pure: same inputs, same plan, on every rank.
 
@@ -137,13 +145,45 @@ def plan(
 
     ``attempt`` asks for a fresh run per Flyte attempt (Flyte counts from 0): ``-attempt-{n}`` is appended to
     every id this task creates, and runs without a layout group are grouped under their id without the suffix.
+
+    ``run_id`` is the user's run id: it replaces ``base`` where the layout has one run (see the module's docstring).
     """
+    if run_id is not None:
+        _check_user_id(topology, run_mode, rank_scope, run_id, parent)
+        base = run_id
     p = _plan(topology, run_mode, rank_scope, base, group, parent, label, standalone_shared)
+    if run_id is not None and p.run_id is not None and (p.writer is None or p.writer.writers != 0):
+        p = dataclasses.replace(p, run_id=run_id)  # a one-process new layout would otherwise add "-rank-0"
     if attempt is None or p.run_id is None or (p.writer is not None and p.writer.writers == 0):
         return p
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt!r}")
     return dataclasses.replace(p, run_id=f"{p.run_id}-attempt-{attempt}", group=p.group or p.run_id)
+
+
+def _check_user_id(
+    topology: DistributedInfo | None, run_mode: str, rank_scope: str, run_id: str, parent: ParentRun | None
+) -> None:
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"id must be a non-empty str (a W&B run id), got {run_id!r}")
+    bad = sorted(set(run_id) & set(_FORBIDDEN_ID_CHARACTERS))
+    if bad:
+        raise ValueError(f"a W&B run id cannot contain {''.join(bad)!r}; got id {run_id!r}")
+    if topology is None:
+        if parent is not None and run_mode != "new" and run_id != parent.run_id:
+            raise LayoutError(
+                f"id={run_id!r}: in run_mode={run_mode!r} this child task logs to its parent's run "
+                f"{parent.run_id!r}; give it run_mode='new' for a run of its own under that id, or no id"
+            )
+        return
+    per_worker = rank_scope == "worker" and topology.is_multi_node
+    runs = topology.world_size if run_mode == "new" else topology.num_workers if per_worker else 1
+    if runs > 1:
+        raise LayoutError(
+            f"id={run_id!r} names one run, but run_mode={run_mode!r} with rank_scope={rank_scope!r} makes {runs} "
+            f"runs on this task's {topology.world_size} processes ({topology.num_workers} nodes); give no id (the "
+            "layout names each run) or use a layout with one run (run_mode 'auto' or 'shared', rank_scope 'global')"
+        )
 
 
 def _plan(
@@ -217,6 +257,8 @@ def link_target(
     group: str | None = None,
     parent: ParentRun | None = None,
     per_attempt: bool = False,
+    run_id: str | None = None,
+    standalone_shared: bool = True,
 ) -> LinkTarget:
     """The W&B page that shows what worker ``worker_index`` logs to: its run, or its group for a distributed
     ``new`` layout. Where that worker opens no run of its own (``auto`` under global scope), the page of the one
@@ -224,6 +266,8 @@ def link_target(
 
     ``num_workers`` is None for a task that is not distributed. With ``per_attempt`` (a fresh run per Flyte
     attempt, unknown when the link is drawn) runs are shown by their group.
+    ``run_id`` (the user's) and ``standalone_shared`` are as for :func:`plan`, which raises :class:`LayoutError`
+    where they make the layout impossible.
     """
     if num_workers is not None and num_workers < 1:
         raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
@@ -241,9 +285,19 @@ def link_target(
             worker_index=worker_index,
             num_workers=num_workers,
         )
-    p = plan(topology, run_mode, rank_scope, base, group, parent=parent, attempt=attempt)
+    p = plan(
+        topology,
+        run_mode,
+        rank_scope,
+        base,
+        group,
+        parent=parent,
+        attempt=attempt,
+        run_id=run_id,
+        standalone_shared=standalone_shared,
+    )
     if p.run_id is None:
-        return link_target(base, run_mode, rank_scope, num_workers, 0, group, parent, per_attempt)
+        return link_target(base, run_mode, rank_scope, num_workers, 0, group, parent, per_attempt, run_id)
     if p.group and ((p.run_mode == "new" and topology is not None) or (per_attempt and p.writer is None)):
         return LinkTarget("group", p.group)
     return LinkTarget("run", p.run_id)
@@ -257,6 +311,7 @@ def link_targets(
     group: str | None = None,
     parent: ParentRun | None = None,
     per_attempt: bool = False,
+    run_id: str | None = None,
 ) -> tuple[LinkTarget, ...]:
     """Every page a layout's links can show, in worker order, without duplicates: together they show every run
     the layout creates. See :func:`link_target`."""
@@ -264,7 +319,7 @@ def link_targets(
         raise ValueError(f"num_workers must be >= 1 or None, got {num_workers!r}")
     targets: list[LinkTarget] = []
     for i in range(1 if num_workers is None else num_workers):
-        target = link_target(base, run_mode, rank_scope, num_workers, i, group, parent, per_attempt)
+        target = link_target(base, run_mode, rank_scope, num_workers, i, group, parent, per_attempt, run_id)
         if target not in targets:
             targets.append(target)
     return tuple(targets)

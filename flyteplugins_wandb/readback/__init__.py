@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._downloads import download_wandb_run_dir as download_wandb_run_dir
     from ._downloads import download_wandb_run_logs as download_wandb_run_logs
     from ._downloads import traced as traced
+    from ._local_runs import DownloadError as DownloadError
     from ._report import TAB_NAME as TAB_NAME
     from ._report import render_report as render_report
     from ._report_read import build_view as build_view

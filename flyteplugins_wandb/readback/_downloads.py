@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _keys as keys
-from ..run import get_wandb_context, get_wandb_run
-from ._wandb_api import WandbApi
+from ..run import MissingApiKeyError, get_wandb_context, get_wandb_run
+from ._local_runs import DownloadError, copy_offline_run, find_offline_run
+from ._wandb_api import WandbApi, WandbRunNotFound
 
 if TYPE_CHECKING:
     import flyte.io
@@ -47,24 +48,25 @@ class RunAddress:
 def run_address(
     run_id: str | None, entity: str | None, project: str | None, environ: Mapping[str, str] = os.environ
 ) -> RunAddress:
-    """The run to read: ``run_id`` (also ``entity/project/id``), else this process's run; its entity and project from
-    the arguments, the id's path, this process's run, the task's W&B settings, then ``WANDB_ENTITY``/
-    ``WANDB_PROJECT``."""
+    """The run to read: ``run_id`` (also ``entity/project/id``), else this process's run, else the run of the task
+    that launched this one; its entity and project from the arguments, the id's path, this process's run, the
+    task's W&B settings, then ``WANDB_ENTITY``/``WANDB_PROJECT``."""
     run = get_wandb_run()
+    settings = get_wandb_context()
     if run_id is None:
-        if run is None:
-            raise ValueError(
-                "download_wandb_run_dir: no run_id was given and this process has no W&B run; pass run_id="
+        run_id = str(run.id) if run is not None else settings.parent_run_id if settings is not None else None
+        if run_id is None:
+            raise DownloadError(
+                "download_wandb_run_dir: no run_id was given, and neither this process nor the task that launched "
+                "it has a W&B run; pass run_id="
             )
-        run_id = str(run.id)
     if not isinstance(run_id, str) or not run_id:
-        raise ValueError(f"run_id must be a non-empty str (a W&B run id or entity/project/id), got {run_id!r}")
+        raise DownloadError(f"run_id must be a non-empty str (a W&B run id or entity/project/id), got {run_id!r}")
     parts = run_id.split("/")
     if len(parts) == 3:
         entity, project, run_id = entity or parts[0], project or parts[1], parts[2]
     elif len(parts) != 1:
-        raise ValueError(f"run_id must be a W&B run id or entity/project/id, got {run_id!r}")
-    settings = get_wandb_context()
+        raise DownloadError(f"run_id must be a W&B run id or entity/project/id, got {run_id!r}")
     own = run if run is not None and run.id == run_id else None
     entity = (
         entity
@@ -80,7 +82,7 @@ def run_address(
         or environ.get(keys.WANDB_PROJECT)
     )
     if not project:
-        raise ValueError(
+        raise DownloadError(
             f"cannot tell which W&B project run {run_id!r} is in: pass project=, use entity/project/{run_id}, "
             "set it with wandb_config(project=...), or set WANDB_PROJECT"
         )
@@ -124,11 +126,34 @@ def download_wandb_run_dir(
     summary) and, with ``include_history``, ``metrics_history.json`` (its logged rows). ``path`` defaults to
     ``<tmp>/wandb-downloads/<run id>``. Entity and project come from the arguments, the task's W&B settings, then
     ``WANDB_ENTITY``/``WANDB_PROJECT``. Every server call answers within ``timeout`` seconds or raises; a missing
-    key, a refused key and an unknown run each raise an error saying which.
+    key, a refused key and an unknown run each raise an error saying which; every failure is a RuntimeError.
+
+    A run made offline in this workflow (its files on this machine: under the task's ``dir``, ``WANDB_DIR`` or the
+    working directory) is read from its own files where the server cannot be asked (no API key, no known project)
+    or does not have it.
     """
-    where = run_address(run_id, entity, project)
-    api = WandbApi.from_env(timeout=timeout)
-    return download_run(api, where, path or default_root() / where.run_id, include_history)
+    local = _local_first(run_id)
+    try:
+        where = run_address(run_id, entity, project)
+        api = WandbApi.from_env(timeout=timeout)
+        return download_run(api, where, path or default_root() / where.run_id, include_history)
+    except (MissingApiKeyError, WandbRunNotFound, DownloadError) as e:
+        if local is None:
+            raise
+        # The server cannot be asked, or never saw the run: the run's own files here hold all it wrote.
+        logger.info("run %s is read from its offline files in %s (%s)", local[0], local[1], e)
+        return copy_offline_run(local[1], path or default_root() / local[0], include_history, timeout)
+
+
+def _local_first(run_id: str | None) -> tuple[str, Path] | None:
+    """The run id asked for and its offline run directory, if this machine has one."""
+    try:
+        where = run_address(run_id, None, "-")  # the project is not needed to find local files
+    except DownloadError:
+        return None
+    settings = get_wandb_context()
+    found = find_offline_run(where.run_id, [settings.dir if settings else None])
+    return None if found is None else (where.run_id, found)
 
 
 def traced(name: str, body: Any, arg: str) -> Any:

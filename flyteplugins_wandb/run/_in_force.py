@@ -10,7 +10,8 @@ __all__ = ["get_wandb_context", "get_wandb_run_dir"]
 
 
 def get_wandb_context() -> WandbConfig | None:
-    """The W&B settings in force for the current Flyte task, or None outside a task.
+    """The W&B settings in force for the current Flyte task, or None outside a task and in a task that has no run
+    and whose run context holds no W&B settings.
 
     In a ``@wandb_init`` task: its decorator's arguments over the run context's ``wandb_config(...)``, field by
     field, as its run was opened with them. In another task: the run context's settings as the task received them
@@ -26,7 +27,8 @@ def get_wandb_context() -> WandbConfig | None:
     placement = current_placement.get()
     if placement is not None and placement.settings is not None and placement.is_here():
         return placement.settings
-    return decode_config(tctx.custom_context)
+    settings = decode_config(tctx.custom_context)
+    return None if settings == WandbConfig() else settings
 
 
 def get_wandb_run_dir() -> str | None:

@@ -142,6 +142,7 @@ def decide(
         label=action_name,
         standalone_shared=options.distributed_task or layout.run_mode_source != "decorator",
         attempt=attempt if options.run_per_attempt else None,
+        run_id=None if cfg.trial_run_id else cfg.id,  # a trial's run is the sweep's
     )
     joins = parent is not None and local_run_id is not None and local_run_id == p.run_id
     return Decision(resolved, Placement(p, topology), topology, joins)
@@ -265,7 +266,9 @@ def _inherit(cfg: WandbConfig, p: RunPlan) -> Iterator[None]:
 
     child = dataclasses.replace(cfg.inheritable(), parent_run_id=p.run_id, parent_group=p.group)
     # A trial's children are not the trial: they must not read its identity from the inherited context.
-    entries = {**cleared(*(name for name in TRIAL_FIELDS if getattr(cfg, name))), **child.to_context()}
+    # Nor is a run id theirs: it names this task's run.
+    own = (*TRIAL_FIELDS, "id")
+    entries = {**cleared(*(name for name in own if getattr(cfg, name))), **child.to_context()}
     with flyte.custom_context(**entries):
         yield
 

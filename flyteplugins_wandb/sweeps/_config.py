@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
 from .. import _keys as keys
 from ..planning import check_choice
+
+logger = logging.getLogger("flyteplugins_wandb")
 
 __all__ = [
     "SweepConfig",
@@ -168,10 +172,14 @@ class SweepConfig:
 
     ``prior_runs`` (run ids) is not part of W&B's configuration but of the sweep's creation, as in
     ``wandb.sweep(..., prior_runs=...)``: those existing runs are attached to the sweep the server creates.
+
+    A configuration may be partial until its sweep is created (``method`` alone, or ``bayes`` without its
+    metric): :meth:`check_complete` is called then and says what is missing. ``download_logs`` is not W&B's
+    either: it saves the trials' online run files to Flyte's storage (see ``@wandb_sweep``).
     """
 
     method: str
-    parameters: Mapping[str, Mapping[str, Any]]
+    parameters: Mapping[str, Mapping[str, Any]] | None = None
     metric: Mapping[str, Any] | None = None
     early_terminate: Mapping[str, Any] | None = None
     name: str | None = None
@@ -183,6 +191,7 @@ class SweepConfig:
     command: tuple[str, ...] | list[str] | None = None
     controller: Mapping[str, Any] | None = None
     prior_runs: tuple[str, ...] | list[str] | None = None
+    download_logs: bool | None = None
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, SWEEP_METHODS)
@@ -196,6 +205,10 @@ class SweepConfig:
                 raise TypeError(f"{key} must be a str, got {type(value).__name__} {value!r}")
         if self.run_cap is not None:
             _positive_int("run_cap", self.run_cap)
+        if self.download_logs is not None and not isinstance(self.download_logs, bool):
+            raise TypeError(
+                f"download_logs must be a bool, got {type(self.download_logs).__name__} {self.download_logs!r}"
+            )
         params = self._checked_parameters()
         self._check_metric_and_early_terminate()
         if self.method == "grid":
@@ -233,6 +246,8 @@ class SweepConfig:
                 raise ValueError(f"command: unknown macro {word!r}; W&B's macros: {', '.join(COMMAND_MACROS)}")
 
     def _checked_parameters(self) -> Mapping[str, Any]:
+        if self.parameters is None:
+            return {}
         if not isinstance(self.parameters, Mapping):
             raise TypeError(f"parameters must be a mapping of name to spec, got {self.parameters!r}")
         params = _check_keys("parameters", self.parameters, tuple(self.parameters))
@@ -252,15 +267,23 @@ class SweepConfig:
             check_choice("metric.goal", metric.get("goal", "minimize"), METRIC_GOALS)
             if "target" in metric:
                 _number("metric.target", metric["target"])
-        if self.method == "bayes" and self.metric is None:
-            raise ValueError("metric is required for method 'bayes' (it optimizes the metric), got None")
         if self.early_terminate is not None:
-            if self.metric is None:
-                raise ValueError("metric is required for early_terminate (it compares the metric), got None")
             _check_early_terminate(self.early_terminate)
 
+    def check_complete(self) -> None:
+        """Raise a ValueError naming what a sweep cannot be created without: parameters, and the metric that
+        ``bayes`` optimizes and early termination compares. Called when the sweep is created."""
+        if not self.parameters:
+            raise ValueError(f"the sweep needs parameters to search (method {self.method!r}), got none")
+        if self.method == "bayes" and self.metric is None:
+            raise ValueError("metric is required for method 'bayes' (it optimizes the metric), got None")
+        if self.early_terminate is not None and self.metric is None:
+            raise ValueError("metric is required for early_terminate (it compares the metric), got None")
+
     def _structured(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"parameters": {k: dict(v) for k, v in self.parameters.items()}}
+        out: dict[str, Any] = {}
+        if self.parameters is not None:
+            out["parameters"] = {k: dict(v) for k, v in self.parameters.items()}
         for key in ("metric", "early_terminate", "controller"):
             value = getattr(self, key)
             if value is not None:
@@ -278,45 +301,66 @@ class SweepConfig:
 
     def to_wandb(self) -> dict[str, Any]:
         """The dict that ``wandb.sweep(sweep=...)`` takes; unset fields are left out (and ``prior_runs``, which is
-        an argument of the sweep's creation, not of its configuration)."""
+        an argument of the sweep's creation, not of its configuration, and ``download_logs``, this plugin's)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and f.name != "prior_runs":
+            if value is not None and f.name not in _NOT_WANDB:
                 out[f.name] = json.loads(json.dumps(value)) if isinstance(value, Mapping | list) else value
         return out
 
     def to_context(self) -> dict[str, str]:
-        """Encode as run-context entries: strings as they are, structured values and ``run_cap`` as JSON."""
+        """Encode as run-context entries: strings as they are, structured values and ``run_cap`` as JSON. The
+        fields Flyte's public W&B plugin has travel under ``wandb_sweep_<field>``, W&B's other keys together in
+        ``wandb_sweep_kwargs`` (as that plugin writes them)."""
         out: dict[str, str] = {}
+        kwargs: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None:
+            if value is None:
+                continue
+            if f.name in _IN_KWARGS:
+                kwargs[f.name] = value
+            else:
                 out[keys.SWEEP_CONTEXT_PREFIX + f.name] = value if f.name in _STRINGS else json.dumps(value)
+        if kwargs:
+            out[keys.SWEEP_KWARGS_KEY] = json.dumps(kwargs)
         return out
+
+    def to_dict(self) -> dict[str, str]:
+        """The run-context entries (``to_context()``)."""
+        return self.to_context()
 
 
 _FIELD_NAMES: Final = tuple(f.name for f in fields(SweepConfig))
 _STRINGS: Final = frozenset({"method", "name", "project", "entity", "description", "program"})
+_NOT_WANDB: Final = frozenset({"prior_runs", "download_logs"})
+# W&B's sweep keys that Flyte's public W&B plugin has no field for: they travel in wandb_sweep_kwargs.
+_IN_KWARGS: Final = frozenset({"early_terminate", "run_cap", "description", "program", "command", "controller"})
 
 
 def decode_sweep_config(context: Mapping[str, str] | None) -> SweepConfig | None:
-    """The sweep configuration in a run context, or None if it holds none. Other ``wandb_sweep_*`` keys (the
-    sweep id of a trial) are not part of the configuration and are skipped; a malformed value raises a
-    ValueError naming the key."""
+    """The sweep configuration in a run context (this plugin's entries, or those Flyte's public W&B plugin
+    writes), or None if it holds none. A partial configuration is read as it is (see ``check_complete``); a
+    malformed value raises a ValueError naming the key."""
     values: dict[str, Any] = {}
+    context = context or {}
     for name in _FIELD_NAMES:
         key = keys.SWEEP_CONTEXT_PREFIX + name
-        raw = (context or {}).get(key)
-        if raw is None:
+        raw = context.get(key)
+        if raw is None or name in _IN_KWARGS:
             continue
-        if name in _STRINGS:
-            values[name] = raw
-            continue
-        try:
-            values[name] = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"run-context key {key!r} must hold JSON, got {raw!r}: {e}") from None
+        values[name] = raw if name in _STRINGS else _json(key, raw, name == "download_logs")
+    raw_kwargs = context.get(keys.SWEEP_KWARGS_KEY)
+    if raw_kwargs is not None:
+        kwargs = _json(keys.SWEEP_KWARGS_KEY, raw_kwargs, False)
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"run-context key {keys.SWEEP_KWARGS_KEY!r} must hold a JSON object, got {raw_kwargs!r}")
+        for name, value in kwargs.items():
+            if name in _FIELD_NAMES and name not in values:
+                values[name] = value
+            elif name not in _FIELD_NAMES:
+                logger.warning("ignoring sweep key %r in the run context: not a W&B sweep key this plugin knows", name)
     if not values:
         return None
     try:
@@ -325,19 +369,60 @@ def decode_sweep_config(context: Mapping[str, str] | None) -> SweepConfig | None
         raise ValueError(f"invalid sweep configuration in the run context: {e}") from None
 
 
+def _json(key: str, raw: str, boolean: bool) -> Any:
+    if boolean and raw in ("True", "False"):
+        return raw == "True"  # Python's spelling, as another writer may use it
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"run-context key {key!r} must hold JSON, got {raw!r}: {e}") from None
+
+
 class SweepContext(dict[str, str]):
-    """The run-context entries of a :class:`SweepConfig` (``.config``); combine with ``wandb_config(...)`` as
-    ``{**wandb_config(...), **wandb_sweep_config(...)}``."""
+    """The run-context entries of a :class:`SweepConfig` (``.config``, also ``.settings``); combine with
+    ``wandb_config(...)`` as ``{**wandb_config(...), **wandb_sweep_config(...)}``, or use it as ``with
+    wandb_sweep_config(...):`` inside a task for the tasks launched in the block. Its fields read as attributes
+    (``cfg.method``, ``cfg.metric``...); ``to_dict()`` gives the entries as a plain dict."""
+
+    config: SweepConfig
 
     def __init__(self, config: SweepConfig) -> None:
         super().__init__(config.to_context())
         self.config = config
 
+    @property
+    def settings(self) -> SweepConfig:
+        return self.config
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FIELD_NAMES:
+            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}; fields: {list(_FIELD_NAMES)}")
+        return getattr(self.config, name)
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self)
+
+    def __enter__(self) -> SweepContext:
+        self._stack = _apply(self)
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _apply(entries: Mapping[str, str]) -> Iterator[None]:
+    import flyte
+
+    with flyte.custom_context(**entries):
+        yield
+
 
 def wandb_sweep_config(
     *,
     method: str,
-    parameters: Mapping[str, Mapping[str, Any]],
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
     metric: Mapping[str, Any] | None = None,
     early_terminate: Mapping[str, Any] | None = None,
     name: str | None = None,
@@ -349,6 +434,7 @@ def wandb_sweep_config(
     command: list[str] | tuple[str, ...] | None = None,
     controller: Mapping[str, Any] | None = None,
     prior_runs: list[str] | tuple[str, ...] | None = None,
+    download_logs: bool | None = None,
 ) -> SweepContext:
     """A W&B sweep configuration, validated here (before anything launches), as run-context entries.
 
@@ -358,7 +444,10 @@ def wandb_sweep_config(
     (or ``max_iter`` and ``s``) and ``eta`` (default 3). W&B's other keys (``description``, ``program``,
     ``command`` with its ``${...}`` macros, ``controller``) are checked where W&B defines them and passed on;
     ``prior_runs`` attaches existing runs to the sweep when it is created on the server. ``.config.to_wandb()`` is
-    what W&B's sweep API takes.
+    what W&B's sweep API takes. A partial configuration (``method`` alone, ``bayes`` without its metric) is
+    accepted here and completed elsewhere (``@wandb_sweep(...)``, an inner ``with wandb_sweep_config(...)``); what
+    is still missing when the sweep is created raises then. ``download_logs=True`` saves the trials' online run
+    files to Flyte's storage too.
     """
     return SweepContext(
         SweepConfig(
@@ -375,5 +464,6 @@ def wandb_sweep_config(
             command=command,
             controller=controller,
             prior_runs=prior_runs,
+            download_logs=download_logs,
         )
     )

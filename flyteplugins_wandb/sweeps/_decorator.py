@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from .. import _keys as keys
-from ..planning import WandbConfig, check_seconds, decode_config, resolve, wandb_config
+from ..planning import WandbConfig, check_seconds, decode_config, resolve
 from ..run import Timeout, api_key, bounded, require_api_key, task_settings_for_agents, wandb_base_url
 from ..task import task_and_function, web_host, wrap_body
 from ._config import SweepConfig, SweepContext, decode_sweep_config
@@ -41,6 +41,9 @@ class SweepOptions:
     """Seconds for any later server call."""
     download_logs: bool | None = None
     """Handed to the trials through the run context: save their online runs' files after each trial."""
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Sweep fields given to the decorator without a whole configuration (``project``, ``entity``...): they
+    complete the run context's configuration when the task runs."""
 
 
 @overload
@@ -55,6 +58,9 @@ def wandb_sweep(
     probe_timeout: float = 5.0,
     timeout: float = 30.0,
     download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    **kwargs: Any,
 ) -> Callable[[F], F]: ...
 
 
@@ -67,12 +73,16 @@ def wandb_sweep(
     probe_timeout: float = 5.0,
     timeout: float = 30.0,
     download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Open a W&B sweep for each run of a Flyte driver task; inside it, :func:`run_sweep` runs the trials.
 
-    Place it above ``@env.task`` (it then attaches a Flyte UI link to the project's sweeps page; the sweep's own id
-    is only known once the task runs). The configuration is ``config`` (``wandb_sweep_config(...)``), else the one
-    in the run context.
+    Place it above ``@env.task`` (it then attaches a Flyte UI link: to the sweep in the launching run context for a
+    task launched inside one, else to the project's sweeps page, as a driver's own sweep id is only known once the
+    task runs). The configuration is ``config`` (``wandb_sweep_config(...)``), else the one in the run context; what
+    a partial configuration still lacks when the sweep is created raises then, before the body runs.
 
     - Online (``WANDB_MODE`` unset or ``online``): the server is probed within ``probe_timeout`` seconds, then the
       sweep is created there, in the sweep configuration's project/entity, else ``wandb_config``'s, else
@@ -84,11 +94,15 @@ def wandb_sweep(
     - The body and every task it launches see the id through :func:`get_wandb_sweep_id`.
     - ``download_logs=True`` saves each trial's online run files to Flyte's storage too (``wandb_config``'s
       ``download_logs``, given to the trials); trials that log offline are saved in any case.
+    - ``project``, ``entity`` and the other fields of ``wandb_sweep_config`` (``method=``, ``parameters=``,
+      ``metric=``...) may be given here as keywords, as ``flyteplugins-wandb`` takes them: they win over
+      ``config`` (or over the run context's configuration, which they complete when the task runs).
     """
     if isinstance(config, SweepContext):
         config = config.config
     if config is not None and not isinstance(config, SweepConfig):
         raise TypeError(f"config must be wandb_sweep_config(...) or a SweepConfig, got {type(config).__name__}")
+    config, overrides = _with_keywords(config, {"project": project, "entity": entity, **kwargs})
     if download_logs is not None and not isinstance(download_logs, bool):
         raise TypeError(f"download_logs must be a bool or None, got {download_logs!r}")
     options = SweepOptions(
@@ -97,12 +111,33 @@ def wandb_sweep(
         check_seconds("probe_timeout", probe_timeout),
         check_seconds("timeout", timeout),
         download_logs,
+        overrides,
     )
 
     def decorate(target: F) -> F:
         return _decorate(target, options)
 
     return decorate if func is None else decorate(func)
+
+
+def _with_keywords(
+    config: SweepConfig | None, keywords: Mapping[str, Any]
+) -> tuple[SweepConfig | None, dict[str, Any]]:
+    """``config`` with the decorator's sweep keywords applied, validated now; where there is no configuration to
+    apply them to yet (no ``config``, no ``method``), the keywords to apply to the run context's when the task
+    runs (validated now as far as they go)."""
+    names = {f.name for f in dataclasses.fields(SweepConfig)}
+    unknown = sorted(set(keywords) - names)
+    if unknown:
+        raise TypeError(f"wandb_sweep() got unexpected keywords {unknown}; sweep fields: {sorted(names)}")
+    given = {k: v for k, v in keywords.items() if v is not None}
+    if config is not None:
+        return dataclasses.replace(config, **given), {}
+    if "method" in given:
+        return SweepConfig(**given), {}
+    if given:
+        SweepConfig(**{"method": "random", **given})  # their values are checked as a configuration's are
+    return None, given
 
 
 def _decorate(target: F, options: SweepOptions) -> F:
@@ -112,17 +147,14 @@ def _decorate(target: F, options: SweepOptions) -> F:
         return wrapped  # type: ignore[return-value]
     # In place, as @wandb_init does: the environment holds this very task object.
     task.func = wrapped
-    task.links = (*task.links, WandbSweep(options.config))
+    given = options.overrides
+    task.links = (*task.links, WandbSweep(options.config, project=given.get("project"), entity=given.get("entity")))
     return target
 
 
 @contextmanager
 def _driver_scope(options: SweepOptions) -> Iterator[SweepHome | None]:
-    if options.download_logs is None:
-        with open_sweep(options) as home:
-            yield home
-        return
-    with open_sweep(options) as home, wandb_config(download_logs=options.download_logs):
+    with open_sweep(options) as home:
         yield home
 
 
@@ -137,17 +169,17 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
         yield None
         return
     context = dict(tctx.custom_context or {})
-    config = options.config or decode_sweep_config(context)
-    if config is None:
-        raise ValueError(
-            "@wandb_sweep needs a sweep configuration: @wandb_sweep(config=wandb_sweep_config(...)), or "
-            "wandb_sweep_config(...) in the run context"
-        )
+    config = _config_in_force(options, context)
     run_cfg = decode_config(context)
     mode = resolve(WandbConfig(), run_cfg, environ).wandb_mode
     action = tctx.action
     entries = config.to_context()
+    download_logs = options.download_logs if options.download_logs is not None else config.download_logs
+    if download_logs is not None:
+        entries.update(WandbConfig(download_logs=download_logs).to_context())  # for the trials' runs
     home = _joined(context, options, config, action.name)
+    if home is None:
+        config.check_complete()  # the sweep is created below: say what a partial configuration lacks
     if home is None and mode == "online":
         home = _create_online(config, run_cfg, options, action.name, environ)
     if home is None:
@@ -163,6 +195,18 @@ def open_sweep(options: SweepOptions, environ: Mapping[str, str] = os.environ) -
     )
     with flyte.custom_context(**entries), task_settings_for_agents(for_agents, home.sweep_id):
         yield home
+
+
+def _config_in_force(options: SweepOptions, context: Mapping[str, str]) -> SweepConfig:
+    config = options.config or decode_sweep_config(context)
+    if config is None and options.overrides.get("method") is None:
+        raise ValueError(
+            "@wandb_sweep needs a sweep configuration: @wandb_sweep(config=wandb_sweep_config(...)), or "
+            "wandb_sweep_config(...) in the run context"
+        )
+    if config is None:
+        return SweepConfig(**options.overrides)
+    return dataclasses.replace(config, **options.overrides) if options.overrides else config
 
 
 def _joined(context: Mapping[str, str], options: SweepOptions, config: SweepConfig, action: str) -> SweepHome | None:

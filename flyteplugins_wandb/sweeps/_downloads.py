@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _keys as keys
-from ..readback import RunAddress, WandbApi, WandbApiAuthError, WandbApiError, default_root, download_run, traced
+from ..readback import (
+    DownloadError,
+    RunAddress,
+    WandbApi,
+    WandbApiAuthError,
+    WandbApiError,
+    default_root,
+    download_run,
+    traced,
+)
 from ..run import get_wandb_context
 from ._run import SweepHome, _context, get_wandb_sweep_id
 
@@ -54,12 +63,12 @@ def download_wandb_sweep_dirs(
     """
     sweep_id = sweep_id or get_wandb_sweep_id()
     if not sweep_id:
-        raise ValueError("download_wandb_sweep_dirs: no sweep_id was given and this task belongs to no sweep")
+        raise DownloadError("download_wandb_sweep_dirs: no sweep_id was given and this task belongs to no sweep")
     parts = sweep_id.split("/")
     if len(parts) == 3:
         entity, project, sweep_id = entity or parts[0], project or parts[1], parts[2]
     elif len(parts) != 1:
-        raise ValueError(f"sweep_id must be a W&B sweep id or entity/project/id, got {sweep_id!r}")
+        raise DownloadError(f"sweep_id must be a W&B sweep id or entity/project/id, got {sweep_id!r}")
     home = _home(sweep_id)
     settings = get_wandb_context()
     entity = entity or (home.entity if home else None) or (settings.entity if settings else None)
@@ -67,7 +76,7 @@ def download_wandb_sweep_dirs(
     project = project or (home.project if home else None) or (settings.project if settings else None)
     project = project or os.environ.get(keys.WANDB_PROJECT)
     if not project:
-        raise ValueError(
+        raise DownloadError(
             f"cannot tell which W&B project sweep {sweep_id!r} is in: pass project=, use entity/project/{sweep_id}, "
             "or set it with wandb_config(project=...) or WANDB_PROJECT"
         )

@@ -156,14 +156,14 @@ class LocalSweep:
     and ``open()`` reads it back, so a driver that restarts goes on where the last one stopped."""
 
     def __init__(self, config: SweepConfig, *, sweep_id: str, seed: int = 0, trials: list[Trial] | None = None):
+        config.check_complete()  # the sweep is created here: a partial configuration says what it lacks
         self.config = config
         self.sweep_id = sweep_id
         self.seed = seed
         self.trials: list[Trial] = list(trials or [])
-        self._varying = {k: v for k, v in config.parameters.items() if parameter_distribution(v) != "constant"}
-        self._constants = {
-            k: v["value"] for k, v in config.parameters.items() if parameter_distribution(v) == "constant"
-        }
+        params = config.parameters or {}
+        self._varying = {k: v for k, v in params.items() if parameter_distribution(v) != "constant"}
+        self._constants = {k: v["value"] for k, v in params.items() if parameter_distribution(v) == "constant"}
 
     # --- persistence -------------------------------------------------------------------------------------------
 

@@ -117,7 +117,8 @@ def _trial_run(sweep_id: str, trial: Trial, **fields: Any) -> dict[str, str]:
         **fields,
     ).to_context()
     # A driver with a run of its own hands it to its children; a trial is not part of it.
-    return {**cleared("parent_run_id", "parent_group", *TRIAL_FIELDS), **run, keys.SWEEP_ID_KEY: sweep_id}
+    # A driver with a run id of its own names its run with it, not its trials'.
+    return {**cleared("parent_run_id", "parent_group", "id", *TRIAL_FIELDS), **run, keys.SWEEP_ID_KEY: sweep_id}
 
 
 def _trial_context(sweep: LocalSweep, trial: Trial, thresholds: Mapping[int, float]) -> dict[str, str]:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ._links import DEFAULT_PROJECT as DEFAULT_PROJECT
     from ._links import ICON as ICON
     from ._links import Wandb as Wandb
+    from ._links import link_project as link_project
+    from ._links import safe_link as safe_link
     from ._pod import POD_OPTIONS as POD_OPTIONS
     from ._task_wrap import task_and_function as task_and_function
     from ._task_wrap import wrap_body as wrap_body

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, overload
 
+from .. import _keys as keys
 from ..planning import (
     RESERVED_INIT_KEYWORDS,
     USER_FIELDS,
@@ -85,8 +86,9 @@ def wandb_init(
       the README's tables. Arguments given here win over ``wandb_config(...)`` in the run context, which wins over
       ``WANDB_*`` environment variables. ``config`` and other mappings merge key by key.
     - Any other ``wandb.init`` keyword may be given (``name``, ``notes``, ``group``, ``job_type``, ``mode``,
-      ``resume``...); ``id`` and ``reinit`` may not, because the layout decides them. ``host`` is the W&B web
-      address for the links only.
+      ``resume``...); ``reinit`` may not, because the layout decides it. ``id`` names the run of a layout that has
+      one run (a plain task; ``auto``/``shared`` under global scope), and its link; a layout with several runs
+      refuses it. ``host`` is the W&B web address for the links only.
     - In the body, wandb's module API (``wandb.run``, ``wandb.log``, ``wandb.config``, ``wandb.summary``...) is this
       process's run, so code written for W&B and the trainers' own loggers log into it; ``wandb.init(...)`` returns
       it (adding its ``config``, warning about the arguments it ignores). Where a process has no run, those raise
@@ -109,9 +111,7 @@ def wandb_init(
     """
     for key in init_kwargs:
         if key in RESERVED_INIT_KEYWORDS:
-            raise TypeError(
-                f"wandb_init() does not take {key!r}: the run layout decides it (set name= for a display name)"
-            )
+            raise TypeError(f"wandb_init() does not take {key!r}: the run layout decides it")
         if key not in WANDB_INIT_KEYWORDS and key not in _CONFIG_FIELDS:
             raise TypeError(
                 f"wandb_init() got an unexpected keyword {key!r}; wandb.init keywords: {sorted(WANDB_INIT_KEYWORDS)}"
@@ -181,7 +181,9 @@ def _decorate(target: F, options: InitOptions, report: bool | None = None) -> F:
 
         scope = lambda: reported(plain_function_scope(options), report, options.finish_timeout)  # noqa: E731
         return wrap_body(fn, scope, _MARK)  # type: ignore[return-value]
-    distributed = elastic_node_count(getattr(task, "plugin_config", None)) is not None
+    nodes = elastic_node_count(getattr(task, "plugin_config", None))
+    distributed = nodes is not None
+    _check_user_id(options.config, nodes)
     options = dataclasses.replace(options, distributed_task=distributed, task_name=task.name)
     # Change the task in place: TaskEnvironment.tasks holds this object, and deploy must see the new links.
     task.func = wrap_body(fn, lambda: reported(body_scope(options)(), report, options.finish_timeout), _MARK)
@@ -194,13 +196,35 @@ def _decorate(target: F, options: InitOptions, report: bool | None = None) -> F:
     return target
 
 
+def _check_user_id(config: WandbConfig, nodes: int | None) -> None:
+    """Refuse, where it is written, a run id on an Elastic task whose decorator asks for a layout of several runs
+    (the planner refuses the rest on the pod, where the process count is known)."""
+    if config.id is None or nodes is None:
+        return
+    if config.run_mode == "new" or (config.rank_scope == "worker" and nodes > 1):
+        raise ValueError(
+            f"id={config.id!r} names one run, but run_mode={config.run_mode or 'auto'!r} with rank_scope="
+            f"{config.rank_scope or 'global'!r} on this Elastic task ({nodes} nodes) makes a run per process or per "
+            "node; give no id (the layout names each run) or use run_mode 'auto'/'shared' with rank_scope 'global'"
+        )
+
+
 def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
     num_workers = elastic_node_count(getattr(task, "plugin_config", None))
+    cfg = options.config
+    # The decorator's settings, readable on the link as on a hand-made one; the pods' declared environment.
+    common: dict[str, Any] = {
+        "project": cfg.project,
+        "entity": cfg.entity,
+        "run_mode": cfg.run_mode,
+        "rank_scope": cfg.rank_scope,
+        "task_env": _declared_env(task),
+    }
     # The number of links is fixed when the task is defined; only the decorator's rank_scope is known then. A scope
     # from the run context moves the single link (to worker 0's run), it cannot add links: the common global case
     # keeps exactly one link instead of N copies of it.
     if num_workers is None or num_workers == 1 or options.config.rank_scope != "worker":
-        return (Wandb(options.config, num_workers=num_workers, per_attempt=options.run_per_attempt),)
+        return (Wandb(options.config, num_workers=num_workers, per_attempt=options.run_per_attempt, **common),)
     return tuple(
         Wandb(
             options.config,
@@ -208,6 +232,13 @@ def _links(task: Any, options: InitOptions) -> tuple[Wandb, ...]:
             worker_index=i,
             per_attempt=options.run_per_attempt,
             name=f"Weights & Biases (worker {i})",
+            **common,
         )
         for i in range(num_workers)
     )
+
+
+def _declared_env(task: Any) -> tuple[tuple[str, str], ...]:
+    env = getattr(task, "env_vars", None) or {}
+    wanted = (keys.WANDB_PROJECT, keys.WANDB_ENTITY)
+    return tuple((k, str(env[k])) for k in wanted if isinstance(env, Mapping) and env.get(k))
