@@ -1,7 +1,7 @@
 """Fixtures shared by every test: an isolated W&B environment (offline, temporary directories) and a clean slate
 of process-global state after each test; and how the suite is spread over pytest-xdist's workers.
 
-The suite runs on two xdist workers (``-n 2 --dist loadgroup`` in pyproject's addopts). A test must therefore not
+The suite runs on three xdist workers (``-n 3 --dist loadgroup`` in pyproject's addopts). A test must therefore not
 depend on another test having run in the same process, and must look only at what it started itself (its own
 temporary directories, its own launch's processes: see ``LAUNCH_MARKER`` in elastic_tasks.py), never at the whole
 machine. Tests that share one expensive launch through a module- or session-scoped fixture are kept on one worker
