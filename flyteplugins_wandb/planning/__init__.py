@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._config import TRIAL_FIELDS as TRIAL_FIELDS
     from ._config import USER_FIELDS as USER_FIELDS
     from ._config import WANDB_INIT_KEYWORDS as WANDB_INIT_KEYWORDS
+    from ._config import ContextEntries as ContextEntries
     from ._config import WandbConfig as WandbConfig
     from ._config import WandbContext as WandbContext
     from ._config import cleared as cleared

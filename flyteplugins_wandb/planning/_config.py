@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal
+from types import TracebackType
+from typing import Any, Final, Literal, TypeVar
 
 from .. import _keys as keys
 from ._options import RANK_SCOPES, RUN_MODES, WANDB_MODES, RankScope, RunMode, WandbMode, check_choice
@@ -304,7 +304,36 @@ def _split_kwargs(kwargs: dict[str, Any], given: Mapping[str, Any]) -> dict[str,
 _LAYOUT_DEFAULTS: Final = {"run_mode": "auto", "rank_scope": "global"}
 
 
-class WandbContext(dict[str, str]):
+_Entries = TypeVar("_Entries", bound="ContextEntries")
+
+
+class ContextEntries(dict[str, str]):
+    """Run-context entries (a ``dict[str, str]`` for ``custom_context``) that also apply as ``with entries:`` inside
+    a task, to the tasks launched in the block; ``to_dict()`` gives them as a plain dict."""
+
+    def to_dict(self) -> dict[str, str]:
+        """The run-context entries as a plain ``dict[str, str]``."""
+        return dict(self)
+
+    def _in_block(self, outer: Mapping[str, str]) -> dict[str, str]:
+        """The entries a ``with`` block sets over the enclosing run context ``outer``."""
+        return dict(self)
+
+    def __enter__(self: _Entries) -> _Entries:
+        import flyte
+
+        tctx = flyte.ctx()
+        self._block = flyte.custom_context(**self._in_block((tctx.custom_context or {}) if tctx else {}))
+        self._block.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._block.__exit__(exc_type, exc, tb)
+
+
+class WandbContext(ContextEntries):
     """The run-context entries of a :class:`WandbConfig`: pass it to ``flyte.with_runcontext(custom_context=...)``
     (combine with ``{**a, **b}``), or use it as ``with wandb_config(...):`` inside a task to change the settings
     of the tasks launched in the block.
@@ -328,27 +357,8 @@ class WandbContext(dict[str, str]):
         value = getattr(self.settings, name)
         return _LAYOUT_DEFAULTS.get(name) if value is None else value
 
-    def to_dict(self) -> dict[str, str]:
-        """The run-context entries as a plain ``dict[str, str]``."""
-        return dict(self)
-
-    def __enter__(self) -> WandbContext:
-        self._stack = _apply(self)
-        self._stack.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.__exit__(*exc)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _apply(entries: Mapping[str, str]) -> Iterator[None]:
-    import flyte
-
-    tctx = flyte.ctx()
-    outer = (tctx.custom_context or {}) if tctx else {}
-    with flyte.custom_context(**_merged_kwargs(entries, outer)):
-        yield
+    def _in_block(self, outer: Mapping[str, str]) -> dict[str, str]:
+        return _merged_kwargs(self, outer)
 
 
 def _merged_kwargs(entries: Mapping[str, str], outer: Mapping[str, str]) -> dict[str, str]:

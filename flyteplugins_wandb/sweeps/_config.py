@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
 from .. import _keys as keys
-from ..planning import check_choice
+from ..planning import ContextEntries, check_choice
 
 logger = logging.getLogger("flyteplugins_wandb")
 
@@ -378,7 +377,7 @@ def _json(key: str, raw: str, boolean: bool) -> Any:
         raise ValueError(f"run-context key {key!r} must hold JSON, got {raw!r}: {e}") from None
 
 
-class SweepContext(dict[str, str]):
+class SweepContext(ContextEntries):
     """The run-context entries of a :class:`SweepConfig` (``.config``, also ``.settings``); combine with
     ``wandb_config(...)`` as ``{**wandb_config(...), **wandb_sweep_config(...)}``, or use it as ``with
     wandb_sweep_config(...):`` inside a task for the tasks launched in the block. Its fields read as attributes
@@ -399,24 +398,6 @@ class SweepContext(dict[str, str]):
             raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}; fields: {list(_FIELD_NAMES)}")
         return getattr(self.config, name)
 
-    def to_dict(self) -> dict[str, str]:
-        return dict(self)
-
-    def __enter__(self) -> SweepContext:
-        self._stack = _apply(self)
-        self._stack.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.__exit__(*exc)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _apply(entries: Mapping[str, str]) -> Iterator[None]:
-    import flyte
-
-    with flyte.custom_context(**entries):
-        yield
 
 
 def wandb_sweep_config(
