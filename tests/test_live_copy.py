@@ -17,6 +17,7 @@ import fsspec
 import pytest
 import wandb
 from readback import inspect_run
+from records import run_record
 
 from flyteplugins_wandb.local import MANIFEST_ENV
 from flyteplugins_wandb.pod import RunRecord, assemble_parts, save_every
@@ -98,23 +99,7 @@ def test_a_pod_killed_whole_keeps_in_storage_every_row_logged_a_period_before_th
 
 
 def _record(directory: str) -> RunRecord:
-    return RunRecord(
-        run_id=Path(directory).name,
-        group=None,
-        label=None,
-        primary=None,
-        run_mode="new",
-        rank_scope="global",
-        wandb_mode="offline",
-        rank=0,
-        local_rank=0,
-        worker_index=0,
-        restart_count=0,
-        attempt=0,
-        project="p",
-        entity="e",
-        directory=directory,
-    )
+    return run_record(run_id=Path(directory).name, run_mode="new", entity="e", directory=directory)
 
 
 def test_each_save_sends_only_what_changed_and_the_joined_copy_holds_every_row(tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
+from records import run_record
 
 from flyteplugins_wandb.local import LocalElasticResult
 from flyteplugins_wandb.local._summary import (
@@ -24,24 +24,7 @@ LINK = ("Weights & Biases", "https://wandb.ai/team/proj/runs/local-1-a0")
 
 
 def _record(run_id: str, **changes: Any) -> RunRecord:
-    base = RunRecord(
-        run_id=run_id,
-        group=None,
-        label=None,
-        primary=None,
-        run_mode="auto",
-        rank_scope="global",
-        wandb_mode="offline",
-        rank=0,
-        local_rank=0,
-        worker_index=0,
-        restart_count=0,
-        attempt=0,
-        project="proj",
-        entity=None,
-        directory=None,
-    )
-    return dataclasses.replace(base, **changes)
+    return run_record(run_id=run_id, project="proj", **changes)
 
 
 def _offline_run(run_id: str, metrics: dict[str, Any], exit_code: int = 0) -> str:

@@ -4,7 +4,6 @@ log's info level when a local caller collects the address (that copy lives in th
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shlex
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import flyte
 import pytest
+from records import run_record
 
 from flyteplugins_wandb.local import pod_context
 from flyteplugins_wandb.local._summary import UPLOAD_COMMAND, RunState, render_summary
@@ -35,24 +35,7 @@ def _offline_run(directory: Path, run_id: str) -> str:
 
 
 def _record(directory: str, **changes: object) -> RunRecord:
-    base = RunRecord(
-        run_id="r",
-        group=None,
-        label=None,
-        primary=None,
-        run_mode="shared",
-        rank_scope="global",
-        wandb_mode="offline",
-        rank=0,
-        local_rank=0,
-        worker_index=0,
-        restart_count=0,
-        attempt=0,
-        project="p",
-        entity=None,
-        directory=directory,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return run_record(**{"run_mode": "shared", "directory": directory, **changes})
 
 
 def test_a_local_summary_ends_with_one_command_that_replays_every_offline_run_in_written_order(

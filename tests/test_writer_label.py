@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
+from records import run_record
 
 from flyteplugins_wandb.local._summary import RunState, render_summary
 from flyteplugins_wandb.pod import RunRecord, writer_label
 from flyteplugins_wandb.readback._report_read import WriterData, build_view
 
-_BASE = RunRecord(
-    run_id="r",
-    group=None,
-    label=None,
-    primary=None,
-    run_mode="auto",
-    rank_scope="global",
-    wandb_mode="offline",
-    rank=0,
-    local_rank=0,
-    worker_index=0,
-    restart_count=0,
-    attempt=0,
-    project="p",
-    entity=None,
-    directory=None,
-)
-
-
-def _record(**changes: Any) -> RunRecord:
-    return dataclasses.replace(_BASE, **changes)
-
-
 WRITERS = [
-    pytest.param(_record(rank=None, worker_index=None), "not distributed", id="not-distributed"),
-    pytest.param(_record(rank=2, worker_index=1), "rank 2 (node 1)", id="rank-on-a-node"),
-    pytest.param(_record(rank=3, worker_index=1, restart_count=2, attempt=1), "rank 3 (node 1, restart 2, retry 1)",
+    pytest.param(run_record(rank=None, worker_index=None), "not distributed", id="not-distributed"),
+    pytest.param(run_record(rank=2, worker_index=1), "rank 2 (node 1)", id="rank-on-a-node"),
+    pytest.param(run_record(rank=3, worker_index=1, restart_count=2, attempt=1), "rank 3 (node 1, restart 2, retry 1)",
                  id="restarted-and-retried"),
-    pytest.param(_record(label="rank-0", primary=True), "rank 0 (primary, node 0)", id="shared-primary"),
-    pytest.param(_record(label="rank-1", primary=False, rank=1), "rank 1 (node 0)", id="shared-writer"),
+    pytest.param(run_record(label="rank-0", primary=True), "rank 0 (primary, node 0)", id="shared-primary"),
+    pytest.param(run_record(label="rank-1", primary=False, rank=1), "rank 1 (node 0)", id="shared-writer"),
     pytest.param(
-        _record(label="worker-1-rank-0", primary=True, rank=2, worker_index=1),
+        run_record(label="worker-1-rank-0", primary=True, rank=2, worker_index=1),
         "worker 1 rank 0 (primary)",
         id="shared-worker-scope-names-its-node",
     ),
