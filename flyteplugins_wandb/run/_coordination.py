@@ -16,12 +16,14 @@ from typing import Any, Final
 
 from .. import _keys as keys
 
-__all__ = ["WriterRendezvous", "agent_store"]
+__all__ = ["WriterRendezvous", "agent_store", "leave_start_together"]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
 _READY: Final = b"ready"
 _FAILED: Final = b"failed"
+_HIGHER_RANKS_LAG: Final = 0.25
+"""Seconds by which a restarted rank above 0 leaves the start after rank 0 (see :func:`leave_start_together`)."""
 
 
 def agent_store(environ: Mapping[str, str], timeout: float, without: str) -> Any | None:
@@ -86,3 +88,42 @@ class WriterRendezvous:
             if done >= others or time.monotonic() >= deadline:
                 return done
             time.sleep(0.05)
+
+
+def leave_start_together(
+    environ: Mapping[str, str], rank: int, world_size: int, restart_count: int, timeout: float
+) -> None:
+    """After a restart, hold each worker at the end of the plugin's start until every worker of the restart has
+    reached it (at most ``timeout`` seconds), so that they enter the task body together, as they would without the
+    plugin.
+
+    Why: torch elastic (2.13) keeps one agent store across restarts and gives the workers no per-restart prefix,
+    so the addresses the dead life's ranks published for gloo/NCCL are still there. A restarted rank that reaches
+    ``init_process_group`` while another is still starting reads that rank's stale address and fails ("Gloo
+    connectFullMesh failed ... Connection refused"). Taking a dead writer's run over makes that rank's start
+    longer than the others'; this wait gives the time back to all of them, and rank 0 leaves a moment before the
+    others. Measured without W&B: a restarted rank 0 that reaches ``init_process_group`` 3 s after rank 1 fails the
+    restart in exactly this way.
+    """
+    if restart_count == 0 or world_size < 2:
+        return  # a first life has no stale addresses to read
+    store = agent_store(environ, timeout, "restarted workers enter the body unaligned")
+    if store is None:
+        return
+    prefix = f"flyteplugins_wandb/{environ.get(keys.TORCHELASTIC_RUN_ID, '')}/restart-{restart_count}"
+    # The last to arrive sets the key the others wait on: they all wake at once (a poll would spread them out).
+    if int(store.add(f"{prefix}/started", 1)) >= world_size:
+        store.set(f"{prefix}/go", b"go")
+    try:
+        store.wait([f"{prefix}/go"], timedelta(seconds=timeout))
+    except RuntimeError:  # the store raises RuntimeError (DistStoreError) on timeout
+        logger.warning(
+            "restart %d: not every one of the %d workers had started after %.0fs; this one enters the task body anyway",
+            restart_count,
+            world_size,
+            timeout,
+        )
+        return
+    if rank > 0:
+        # gloo's higher ranks connect to the addresses the lower ones publish: those must be fresh first.
+        time.sleep(_HIGHER_RANKS_LAG)

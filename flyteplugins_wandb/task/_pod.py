@@ -28,6 +28,7 @@ from ..pod import (
     read_unfinished,
     runs_to_save,
     save_run_files,
+    writer_services,
 )
 from ..run import InitOptions, track
 
@@ -80,16 +81,16 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     if resolved.wandb_mode == "disabled":
         yield
         return
-    share = not (resolved.layout.run_mode == "shared" and nproc_per_node > 1)
-    if not share:
-        logger.warning(
-            "run_mode='shared' with %d writers per node: one W&B service cannot hold several writers of one run, "
-            "so each worker keeps its own, and a worker killed abruptly loses what its service had not written",
-            nproc_per_node,
-        )
+    # Writers of one run cannot share a service (wandb keys streams by run id): each gets one of its own.
+    per_writer = resolved.layout.run_mode == "shared" and nproc_per_node > 1
     with _ledger() as ledger:
         try:
-            with node_service(stop_timeout=options.finish_timeout, share=share):
+            services = (
+                writer_services(nproc_per_node, stop_timeout=options.finish_timeout)
+                if per_writer
+                else node_service(stop_timeout=options.finish_timeout)
+            )
+            with services:
                 yield
         finally:
             runs = runs_to_save(read_manifest(ledger), read_unfinished(ledger), resolved.config.download_logs is True)
