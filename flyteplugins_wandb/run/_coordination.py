@@ -22,8 +22,6 @@ logger = logging.getLogger("flyteplugins_wandb")
 
 _READY: Final = b"ready"
 _FAILED: Final = b"failed"
-_HIGHER_RANKS_LAG: Final = 0.25
-"""Seconds by which a restarted rank above 0 leaves the start after rank 0 (see :func:`leave_start_together`)."""
 
 
 def agent_store(environ: Mapping[str, str], timeout: float, without: str) -> Any | None:
@@ -101,9 +99,8 @@ def leave_start_together(
     so the addresses the dead life's ranks published for gloo/NCCL are still there. A restarted rank that reaches
     ``init_process_group`` while another is still starting reads that rank's stale address and fails ("Gloo
     connectFullMesh failed ... Connection refused"). Taking a dead writer's run over makes that rank's start
-    longer than the others'; this wait gives the time back to all of them, and rank 0 leaves a moment before the
-    others. Measured without W&B: a restarted rank 0 that reaches ``init_process_group`` 3 s after rank 1 fails the
-    restart in exactly this way.
+    longer than the others'; this wait gives the time back to all of them. Measured without W&B: a
+    restarted rank 0 that reaches ``init_process_group`` 3 s after rank 1 fails the restart in exactly this way.
     """
     if restart_count == 0 or world_size < 2:
         return  # a first life has no stale addresses to read
@@ -118,12 +115,10 @@ def leave_start_together(
         store.wait([f"{prefix}/go"], timedelta(seconds=timeout))
     except RuntimeError:  # the store raises RuntimeError (DistStoreError) on timeout
         logger.warning(
-            "restart %d: not every one of the %d workers had started after %.0fs; this one enters the task body anyway",
+            "restart %d: not every one of the %d workers had started after %.0fs; rank %d enters the body anyway",
             restart_count,
             world_size,
             timeout,
+            rank,
         )
         return
-    if rank > 0:
-        # gloo's higher ranks connect to the addresses the lower ones publish: those must be fresh first.
-        time.sleep(_HIGHER_RANKS_LAG)
