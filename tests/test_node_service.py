@@ -21,7 +21,7 @@ from readback import offline_runs
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb._keys import NODE_SERVICE_ENV
 from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
-from flyteplugins_wandb.pod._node_service import NodeService, node_service, service_reachable
+from flyteplugins_wandb.pod._node_service import NodeService, node_service, service_reachable, writer_services
 
 FAULTS = str(Path(__file__).parent / "faults")
 elastic = flyte.TaskEnvironment(name="node-service-elastic", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
@@ -195,10 +195,10 @@ def test_the_node_service_can_be_turned_off(off: str) -> None:
 
 
 def test_a_layout_that_shares_runs_hides_the_users_service_from_the_workers() -> None:
-    environ = {"WANDB_SERVICE": "3-1-unix-/nonexistent/socket"}
-    with node_service(stop_timeout=60, environ=environ, share=False) as service:
-        assert service is None and "WANDB_SERVICE" not in environ
-    assert environ == {"WANDB_SERVICE": "3-1-unix-/nonexistent/socket"}
+    environ = {"WANDB_SERVICE": "3-1-unix-/nonexistent/socket", NODE_SERVICE_ENV: "0"}
+    with writer_services(2, stop_timeout=60, environ=environ) as services:
+        assert services == () and "WANDB_SERVICE" not in environ
+    assert environ == {"WANDB_SERVICE": "3-1-unix-/nonexistent/socket", NODE_SERVICE_ENV: "0"}
 
 
 def test_an_elastic_task_keeps_its_object_class_and_hook_through_override_replace_and_pickling() -> None:

@@ -24,7 +24,9 @@ __all__ = [
     "collecting_unfinished",
     "read_manifest",
     "read_unfinished",
+    "record_next_step",
     "record_run",
+    "recorded_next_step",
     "record_unfinished",
     "writer_label",
 ]
@@ -147,3 +149,33 @@ def read_manifest(directory: str | os.PathLike[str]) -> list[RunRecord]:
         if line.strip()
     ]
     return sorted(records, key=lambda r: (r.run_id, -1 if r.rank is None else r.rank))
+
+
+def _step_file(ledger: str, run_id: str, label: str | None) -> Path:
+    # Run ids and labels are W&B-safe names, but a path separator in either must not leave the ledger.
+    name = f"{run_id}--{label or ''}".replace(os.sep, "_")
+    return Path(ledger) / f"next-step-{name}-{os.getpid()}.txt"
+
+
+def record_next_step(run_id: str, label: str | None, step: int, environ: Mapping[str, str] = os.environ) -> None:
+    """Note, in the pod's ledger, the step the next row of this writer of ``run_id`` would have had: a restart of
+    the writer in this pod continues from there (wandb restarts an offline run's steps at 0)."""
+    ledger = environ.get(keys.POD_LEDGER_ENV)
+    if ledger:
+        _step_file(ledger, run_id, label).write_text(str(step), encoding="utf-8")
+
+
+def recorded_next_step(run_id: str, label: str | None, environ: Mapping[str, str] = os.environ) -> int:
+    """The highest step :func:`record_next_step` noted for this writer of ``run_id`` in this pod; 0 if none."""
+    ledger = environ.get(keys.POD_LEDGER_ENV)
+    if not ledger:
+        return 0
+    prefix = _step_file(ledger, run_id, label).name.rsplit("-", 1)[0] + "-"
+    steps = [0]
+    for path in Path(ledger).glob("next-step-*.txt"):
+        if path.name.startswith(prefix) and path.name[len(prefix) : -len(".txt")].isdigit():
+            try:
+                steps.append(int(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):  # a writer killed while writing: the others still tell
+                continue
+    return max(steps)

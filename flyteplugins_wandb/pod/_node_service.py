@@ -14,8 +14,10 @@ worker keep its own service, after one warning):
 - a restarted worker: the service still holds the dead writer's stream ("run ID ... is in use"), so the new worker
   attaches to it, ends it as failed and releases it, then opens the run again (:func:`open_run`).
 
-wandb-core keys its streams by run id: several writers of one shared-mode run cannot join one service. Such
-layouts keep a service per process (:func:`layout_shares_runs`).
+wandb-core keys its streams by run id: several writers of one shared-mode run cannot join one service. For such
+a layout the pod starts one detached service per writer of the node instead (:func:`writer_services`); each worker
+joins the one of its local rank (:func:`join_writer_service`), so a killed writer's rows survive there too, and
+its restart can take its stream over (no other writer uses that service).
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from .. import _keys as keys
 
 __all__ = [
     "SERVICE_ENV",
+    "WRITER_SERVICES_ENV",
     "NodeService",
     "node_service",
     "open_run",
+    "join_writer_service",
     "release_stale_stream",
     "service_reachable",
+    "writer_services",
 ]
 
 logger = logging.getLogger("flyteplugins_wandb")
@@ -47,6 +53,8 @@ T = TypeVar("T")
 
 SERVICE_ENV: Final = "WANDB_SERVICE"
 """wandb's variable: a process that has it joins that service instead of starting its own."""
+WRITER_SERVICES_ENV: Final = "FLYTEPLUGINS_WANDB_WRITER_SERVICES"
+"""Set by the pod for its workers where each writer has its own service: the tokens, by local rank, space-separated."""
 IDLE_TIMEOUT: Final = "10m"
 """The service ends by itself after this long without clients, should the pod process die without stopping it."""
 _ABANDONED_EXIT_CODE: Final = 1
@@ -135,54 +143,115 @@ def _stop(token: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def node_service(
-    *, stop_timeout: float, environ: MutableMapping[str, str] = os.environ, share: bool = True
+    *, stop_timeout: float, environ: MutableMapping[str, str] = os.environ
 ) -> Iterator[NodeService | None]:
     """One W&B service for the processes started inside this block, which find it in ``WANDB_SERVICE``.
 
     A service the user started (``WANDB_SERVICE`` already set) is used and left running. Otherwise one is started
     here and stopped when the block ends, after at most ``stop_timeout`` seconds of flushing. Where it cannot be
     started, the block runs without one (each worker then starts its own) after one warning, and yields None.
-
-    ``share=False`` (a layout whose writers share a run, which one service cannot hold) hides any service from the
-    block instead, and yields None. ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0`` turns the node service off.
+    ``FLYTEPLUGINS_WANDB_NODE_SERVICE=0`` turns the node service off.
     """
     existing = environ.get(SERVICE_ENV)
-    if environ.get(keys.NODE_SERVICE_ENV, "").strip().lower() in _OFF:
+    if _turned_off(environ):
         yield None  # the user's choice: per-process services, as wandb does by default
-        return
-    if not share:
-        with _hidden(environ):
-            yield None
         return
     if existing:
         yield NodeService(existing, owned=False)
         return
+    with _started(1, stop_timeout) as services:
+        if not services:
+            yield None
+            return
+        environ[SERVICE_ENV] = services[0].token
+        try:
+            yield services[0]
+        finally:
+            if environ.get(SERVICE_ENV) == services[0].token:
+                del environ[SERVICE_ENV]
+
+
+@contextlib.contextmanager
+def writer_services(
+    count: int, *, stop_timeout: float, environ: MutableMapping[str, str] = os.environ
+) -> Iterator[tuple[NodeService, ...]]:
+    """One W&B service per writer of this node (``count`` of them), for a layout whose writers share a run: the
+    workers find them in ``FLYTEPLUGINS_WANDB_WRITER_SERVICES`` and each joins its own (:func:`join_writer_service`).
+
+    A service the user named in ``WANDB_SERVICE`` is hidden from the block (it could hold only one writer of the
+    run). Where they cannot be started, or the node service is turned off, yields ``()`` and each worker starts its
+    own service, as wandb does by default. All are stopped when the block ends.
+    """
+    with _hidden(environ):
+        if _turned_off(environ):
+            yield ()
+            return
+        with _started(count, stop_timeout) as services:
+            if services:
+                environ[WRITER_SERVICES_ENV] = " ".join(s.token for s in services)
+            try:
+                yield services
+            finally:
+                environ.pop(WRITER_SERVICES_ENV, None)
+
+
+def join_writer_service(environ: MutableMapping[str, str]) -> bool:
+    """In a worker: join the service the pod started for this local rank (see :func:`writer_services`), before
+    wandb connects to one. True where this process has a service of its own, which no other writer uses."""
+    tokens = environ.get(WRITER_SERVICES_ENV, "").split()
     try:
-        token = _start_detached()
-    except Exception as e:  # any failure here only costs the node service, never the task
+        local_rank = int(environ.get(keys.LOCAL_RANK, ""))
+    except ValueError:
+        return False
+    if not 0 <= local_rank < len(tokens):
+        return False
+    environ[SERVICE_ENV] = tokens[local_rank]
+    return True
+
+
+def _turned_off(environ: MutableMapping[str, str]) -> bool:
+    return environ.get(keys.NODE_SERVICE_ENV, "").strip().lower() in _OFF
+
+
+@contextlib.contextmanager
+def _started(count: int, stop_timeout: float) -> Iterator[tuple[NodeService, ...]]:
+    """``count`` detached services, started side by side and stopped (side by side) when the block ends; ``()``
+    after one warning where any cannot be started (those that did are stopped at once)."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        attempts = [pool.submit(_start_detached) for _ in range(count)]
+    tokens = [a.result() for a in attempts if a.exception() is None]
+    errors = [e for a in attempts if (e := a.exception()) is not None]
+    if errors:
+        _stop_all(tokens, stop_timeout)
         logger.warning(
             "could not start one W&B service for this node (%s: %s); each worker starts its own, and a worker "
             "killed abruptly loses what its service had not written",
-            type(e).__name__,
-            e,
+            type(errors[0]).__name__,
+            errors[0],
         )
-        yield None
+        yield ()
         return
-    environ[SERVICE_ENV] = token
     try:
-        yield NodeService(token, owned=True)
+        yield tuple(NodeService(t, owned=True) for t in tokens)
     finally:
-        if environ.get(SERVICE_ENV) == token:
-            del environ[SERVICE_ENV]
+        _stop_all(tokens, stop_timeout)
+
+
+def _stop_all(tokens: list[str], stop_timeout: float) -> None:
+    def stop(token: str) -> None:
         try:
             _stop(token, stop_timeout)
-        except Exception as e:
+        except Exception as e:  # a service already gone (killed) is the usual case here
             logger.warning(
                 "stopping the node's W&B service failed (%s: %s); it ends by itself after %s idle",
                 type(e).__name__,
                 e,
                 IDLE_TIMEOUT,
             )
+
+    if tokens:
+        with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+            list(pool.map(stop, tokens))
 
 
 @contextlib.contextmanager
@@ -195,16 +264,19 @@ def _hidden(environ: MutableMapping[str, str]) -> Iterator[None]:
             environ[SERVICE_ENV] = saved
 
 
-def release_stale_stream(run_id: str) -> bool:
+def release_stale_stream(run_id: str) -> int | None:
     """End run ``run_id``'s stream in the service named by ``WANDB_SERVICE`` as failed, and release it, so that the
-    run can be opened again. For a writer that died without finishing its run. False where this wandb cannot."""
+    run can be opened again. For a writer that died without finishing its run.
+
+    Returns the step the dead writer's next row would have had (0 where the service could not say), or None where
+    this wandb cannot release a stream."""
     from wandb.sdk.lib import asyncio_manager
     from wandb.sdk.lib.service import service_token
     from wandb.sdk.lib.service.service_connection import ServiceConnection
 
     token = service_token.from_env()
     if token is None:
-        return False
+        return None
     asyncer = asyncio_manager.AsyncioManager()
     asyncer.start()
     try:
@@ -212,43 +284,54 @@ def release_stale_stream(run_id: str) -> bool:
         try:
             conn = ServiceConnection(asyncer=asyncer, client=client, proc=None)
             _, interface = conn.inform_attach(run_id)
+            step = _next_step(interface)
             interface.deliver_exit(_ABANDONED_EXIT_CODE).wait_or(timeout=30)
             conn.inform_finish(run_id)
         finally:
             asyncer.run(client.close)
     finally:
         asyncer.join()
-    return True
+    return step
+
+
+def _next_step(interface: Any) -> int:
+    """The step of the next row of the stream ``interface`` writes to, as wandb-core counts it; 0 if unknown."""
+    try:
+        return int(interface.deliver_history_step().wait_or(timeout=30).step)
+    except Exception as e:  # only the continuation of the steps is lost
+        logger.warning("could not read the step of a dead writer's run (%s: %s)", type(e).__name__, e)
+        return 0
 
 
 def _in_use(e: BaseException, run_id: str) -> bool:
     return "is in use" in str(e) and run_id in str(e)
 
 
-def open_run(init: Callable[[], T], run_id: str, *, may_release: bool, timeout: float = 30.0) -> T:
+def open_run(init: Callable[[], T], run_id: str, *, may_release: bool, timeout: float = 30.0) -> tuple[T, int]:
     """``init()``; where the service still holds ``run_id``'s stream for a writer that died (an elastic restart or
     a Flyte retry joining the same service), end that stream as failed and open the run again.
 
-    ``may_release`` must be False where another live writer can hold the same run id (shared mode): its stream is
-    not stale, and the error propagates.
+    Returns the run and the step its rows must continue from: the dead writer's next step where one was taken
+    over, else 0. ``may_release`` must be False where another live writer can hold the same run id in this service
+    (a shared run's writers on one service): its stream is not stale, and the error propagates.
     """
     try:
-        return init()
+        return init(), 0
     except Exception as e:
         if not may_release or not _in_use(e, run_id) or not os.environ.get(SERVICE_ENV):
             raise
         logger.warning("run %s is still held by a writer that died; ending that writer's part as failed", run_id)
         try:
-            released = release_stale_stream(run_id)
+            step = release_stale_stream(run_id)
         except Exception as release_error:
             raise e from release_error
-        if not released:
+        if step is None:
             raise
     # The release is asynchronous in the service: the run id frees up within moments.
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return init()
+            return init(), step
         except Exception as e:
             if not _in_use(e, run_id) or time.monotonic() > deadline:
                 raise

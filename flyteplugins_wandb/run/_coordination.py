@@ -86,3 +86,4 @@ class WriterRendezvous:
             if done >= others or time.monotonic() >= deadline:
                 return done
             time.sleep(0.05)
+

@@ -26,7 +26,13 @@ from ..planning import (
     plan,
     resolve,
 )
-from ..pod import RunRecord, record_run, record_unfinished
+from ..pod import (
+    RunRecord,
+    record_next_step,
+    record_run,
+    record_unfinished,
+    recorded_next_step,
+)
 from ._coordination import WriterRendezvous
 from ._current import Placement, current_placement, current_run, owned
 from ._guards import (
@@ -44,6 +50,7 @@ from ._init_args import build_init_kwargs
 from ._init_retry import releasing_on_failure
 from ._module_api import module_api, no_run_reason, wandb_init_function
 from ._provenance import provenance
+from ._service_loss import survive_service_loss
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
@@ -226,8 +233,13 @@ def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, st
             topology=topology,
             environ=environ,
         )
-    run = _start(p, resolved, options, environ, rendezvous, origin)
+    # Before wandb connects to a service: a shared run's writer joins the one the pod started for it.
+    from ..pod import join_writer_service  # as open_run: only processes that open a run need it
+
+    own_service = join_writer_service(os.environ) if environ is os.environ else False
+    run = _start(p, resolved, options, environ, rendezvous, origin, own_service)
     if run is not None:
+        survive_service_loss(run)
         _annotate(run, tctx.attempt_number, topology)
         _record(run, p, resolved, topology, tctx.attempt_number, environ)
     failed = True
@@ -280,6 +292,7 @@ def _start(
     environ: Mapping[str, str],
     rendezvous: WriterRendezvous | None,
     origin: dict[str, Any] | None,
+    own_service: bool,
 ) -> Run | None:
     writer = p.writer
     if writer is not None and not writer.primary and rendezvous is not None:
@@ -301,7 +314,7 @@ def _start(
                 writer.label,
             )
     try:
-        run = _init(p, resolved, options, environ, origin)
+        run = _init(p, resolved, options, environ, origin, own_service)
     except Exception as e:
         if rendezvous is not None and writer is not None and writer.primary:
             rendezvous.announce_primary(ok=False)
@@ -337,7 +350,12 @@ def _prepare_wandb() -> None:
 
 
 def _init(
-    p: RunPlan, resolved: Resolved, options: InitOptions, environ: Mapping[str, str], origin: dict[str, Any] | None
+    p: RunPlan,
+    resolved: Resolved,
+    options: InitOptions,
+    environ: Mapping[str, str],
+    origin: dict[str, Any] | None,
+    own_service: bool,
 ) -> Run:
     import wandb
 
@@ -348,10 +366,18 @@ def _init(
     # wandb's own init_timeout fires first with its own message; this bound catches what hangs outside it.
     limit = timeout * 1.25 + 5
 
-    # A restarted writer may find its run still held by its dead predecessor in the node's service; only a run
-    # with one writer can be taken over (a shared run's other writers are alive).
+    continued_from = 0
+
+    # A restarted writer may find its run still held by its dead predecessor in the node's service; it may take
+    # it over only where no live writer can hold the same run there (a run of one writer, or a service of its own).
+    may_release = p.writer is None or own_service
+
     def init() -> Run:
-        return open_run(lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=p.writer is None)
+        nonlocal continued_from
+        run, continued_from = open_run(
+            lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=may_release
+        )
+        return run
 
     def attempt() -> Run:
         # A failed init leaves its run id taken in wandb's service: free it, or every retry fails on it.
@@ -361,7 +387,7 @@ def _init(
             _raise_if_refused(e, str(p.run_id), options, environ)
             raise
 
-    return retrying(
+    run = retrying(
         attempt,
         attempts=options.init_attempts,
         backoff=1.0,
@@ -369,6 +395,19 @@ def _init(
         # A hang is not retried: it would only multiply the wait; nor is a refused key.
         permanent=(TypeError, ValueError, Timeout, wandb.errors.UsageError, ApiKeyRefusedError),
     )
+    # A writer that died left its step in the service's stream; one that was stopped (SIGTERM) in the pod's ledger.
+    label = p.writer.label if p.writer else None
+    _continue_steps(run, max(continued_from, recorded_next_step(str(p.run_id), label, environ)))
+    return run
+
+
+def _continue_steps(run: Run, step: int) -> None:
+    """Make the next row of ``run`` step ``step``, where a dead writer of this run stopped: wandb itself continues
+    the steps only of a run it resumes from the server, and an offline run's new file starts at 0."""
+    if step <= (getattr(run, "starting_step", 0) or 0):
+        return
+    # An empty row with an explicit step only moves the step on: wandb writes no row for it.
+    _safely(lambda: run.log({}, step=step, commit=False), f"continuing run {run.id} from step {step}")
 
 
 def _raise_if_refused(error: Exception, run_id: str, options: InitOptions, environ: Mapping[str, str]) -> None:
@@ -443,6 +482,8 @@ def _finish(
                 others,
                 options.finish_timeout,
             )
+    if run is not None:
+        _note_next_step(run, p)
     try:
         if run is not None:
             bounded(lambda: run.finish(exit_code=exit_code), options.finish_timeout, f"finishing run {p.run_id}")
@@ -462,3 +503,11 @@ def _finish(
     finally:
         if writer is not None and not writer.primary and rendezvous is not None:
             rendezvous.writer_done()
+
+
+def _note_next_step(run: Run, p: RunPlan) -> None:
+    # wandb's own count of the rows this process logged (no call to the service, which may be gone).
+    step = getattr(run, "_local_step", None)
+    if isinstance(step, int) and step > 0:
+        label = p.writer.label if p.writer else None
+        _safely(lambda: record_next_step(str(p.run_id), label, step), f"noting the step of run {p.run_id}")

@@ -65,7 +65,15 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     are no workers, and nothing when W&B is disabled."""
     import flyte
 
-    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, save_run_files, start_live_copy
+    from ..pod import (
+        node_service,
+        read_manifest,
+        read_unfinished,
+        runs_to_save,
+        save_run_files,
+        start_live_copy,
+        writer_services,
+    )
 
     tctx = flyte.ctx()
     if not tctx or tctx.mode == "local":
@@ -75,13 +83,8 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     if resolved.wandb_mode == "disabled":
         yield
         return
-    share = not (resolved.layout.run_mode == "shared" and nproc_per_node > 1)
-    if not share:
-        logger.warning(
-            "run_mode='shared' with %d writers per node: one W&B service cannot hold several writers of one run, "
-            "so each worker keeps its own, and a worker killed abruptly loses what its service had not written",
-            nproc_per_node,
-        )
+    # Writers of one run cannot share a service (wandb keys streams by run id): each gets one of its own.
+    per_writer = resolved.layout.run_mode == "shared" and nproc_per_node > 1
     download_logs = resolved.config.download_logs is True
     with _ledger() as ledger:
         # Saved while the workers run too, so that a pod lost whole keeps what they logged (pod._live_copy); a
@@ -93,7 +96,12 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
             tctx.attempt_number,
         )
         try:
-            with node_service(stop_timeout=options.finish_timeout, share=share):
+            services = (
+                writer_services(nproc_per_node, stop_timeout=options.finish_timeout)
+                if per_writer
+                else node_service(stop_timeout=options.finish_timeout)
+            )
+            with services:
                 yield
         finally:
             live.stop()

@@ -1,0 +1,119 @@
+"""Elastic tasks whose worker dies once and is restarted by torch elastic, one per layout, kept out of the test
+modules so that the spawned agents and workers import nothing but this.
+
+Every rank opens a gloo process group (as real training does: the restarted workers must be able to meet again),
+logs :data:`ROWS` rows, and on the first life global rank 1 dies abruptly (``os._exit``, as an OOM kill ends a
+process) once every rank has logged; after the restart every rank logs :data:`ROWS` more.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import flyte
+from flyteplugins.pytorch.task import Elastic
+
+from flyteplugins_wandb import get_wandb_run, wandb_init
+
+ROWS = 5
+one_node = flyte.TaskEnvironment(name="wandb_restart_1x2", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
+two_nodes = flyte.TaskEnvironment(name="wandb_restart_2x2", plugin_config=Elastic(nnodes=2, nproc_per_node=2))
+
+
+def dies_once(marker_dir: str) -> int:
+    """The body of every task here; returns the restart count of the life that finished."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, restart = dist.get_rank(), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+    first_life = restart == 0 and flyte.ctx().attempt_number == 0
+    run = get_wandb_run()
+    for i in range(ROWS):
+        if run is not None:
+            run.log({"row": (0 if first_life else ROWS) + i})
+    Path(marker_dir, f"rank{rank}-restart{restart}").write_text("logged")
+    dist.barrier()  # every rank has logged its rows
+    if first_life:
+        if int(os.environ["RANK"]) == 1:
+            os._exit(1)
+        time.sleep(300)  # stopped by the agent's restart well before this
+    dist.destroy_process_group()
+    return restart
+
+
+# One task per layout (fixed at decoration time); on one node rank_scope changes nothing, both are shown.
+
+
+@wandb_init(project="p", run_mode="auto", rank_scope="global")
+@one_node.task
+def auto_global(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@wandb_init(project="p", run_mode="shared", rank_scope="global")
+@one_node.task
+def shared_global(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@wandb_init(project="p", run_mode="new", rank_scope="global")
+@one_node.task
+def new_global(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@wandb_init(project="p", run_mode="new", rank_scope="worker")
+@one_node.task
+def new_worker(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@one_node.task
+def without_wandb_1x2(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@two_nodes.task
+def without_wandb_2x2(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@wandb_init(project="p", run_mode="new")
+@one_node.task
+def service_dies(marker_dir: str) -> int:
+    """Every rank logs 5 rows; then rank 0 kills the node's W&B service (SIGKILL) and every rank logs 5 more."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    run = get_wandb_run()
+    assert run is not None
+    for i in range(ROWS):
+        run.log({"row": i})
+    dist.barrier()
+    if rank == 0:
+        Path(marker_dir, "killed").write_text(str(kill_node_service()))
+    dist.barrier()
+    for i in range(ROWS, 2 * ROWS):
+        run.log({"row": i})
+    dist.barrier()
+    dist.destroy_process_group()
+    return rank
+
+
+def kill_node_service() -> int:
+    """SIGKILL the wandb-core that the pod started (its token, in WANDB_SERVICE, names the pod's pid); its pid."""
+    import signal
+
+    starter = os.environ["WANDB_SERVICE"].split("-")[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"wandb-core") and b"--pid" in args and starter.encode() in args:
+            os.kill(int(proc.name), signal.SIGKILL)
+            return int(proc.name)
+    raise RuntimeError(f"no wandb-core started by pid {starter}")

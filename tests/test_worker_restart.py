@@ -1,0 +1,184 @@
+"""A worker that dies is restarted by torch elastic as without the plugin, in every layout, with the node's W&B
+service on: its run keeps every row it logged before dying, and the run goes on after the restart, its steps
+continuing where the dead life stopped (offline too). A Flyte retry continues the run; a W&B service that dies
+mid-training costs the rows logged after it, never the task.
+
+Real torch elastic workers (1 node x 2; see ``tests/restart_tasks.py``), W&B offline, read back from what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import restart_tasks as tasks
+from readback import OfflineRun, offline_runs
+
+from flyteplugins_wandb.local import LocalElasticError, LocalElasticResult, run_elastic_locally
+from flyteplugins_wandb.run._service_loss import LOSS_NOTE
+
+ROWS = tasks.ROWS
+ALL_ROWS = list(range(2 * ROWS))
+
+
+def _writers(result: LocalElasticResult, wandb_dir: Path) -> dict[tuple[str, str | None], list[OfflineRun]]:
+    """Each writer's offline files (its run id and shared-mode label), its lives in the order they ran."""
+    lives = {r.directory: r for r in result.runs}
+    out: dict[tuple[str, str | None], list[tuple[int, OfflineRun]]] = {}
+    for run in offline_runs(wandb_dir):
+        record = lives[str(run.path.parent)]
+        out.setdefault((record.run_id, record.label), []).append((record.restart_count, run))
+    return {writer: [run for _, run in sorted(files, key=lambda f: f[0])] for writer, files in out.items()}
+
+
+def _rows_and_steps(lives: list[OfflineRun]) -> tuple[list[int], list[int]]:
+    rows = [row for life in lives for row in life.history if "row" in row]
+    return [int(r["row"]) for r in rows], [int(r["_step"]) for r in rows]
+
+
+LAYOUTS = [
+    # task, the writers the layout has on 1 node x 2 (run id suffix, label), the one that is killed (or None)
+    pytest.param(tasks.auto_global, {("", None)}, None, id="auto"),
+    pytest.param(tasks.shared_global, {("", "rank-0"), ("", "rank-1")}, ("", "rank-1"), id="shared-2-writers"),
+    pytest.param(tasks.new_global, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), id="new-global"),
+    pytest.param(tasks.new_worker, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), id="new-worker"),
+]
+
+
+@pytest.mark.elastic
+@pytest.mark.parametrize(("task", "writers", "killed"), LAYOUTS)
+def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
+    wandb_env: Path, tmp_path: Path, task: Any, writers: set[tuple[str, str | None]], killed: Any
+) -> None:
+    result = run_elastic_locally(task, max_restarts=1, timeout=900, marker_dir=str(tmp_path))
+    assert result.output == 1  # the task succeeded, in the life after the restart
+    base = f"{result.run_name}-a0"
+    lives = _writers(result, wandb_env)
+    assert set(lives) == {(base + suffix, label) for suffix, label in writers}
+    for writer, files in lives.items():
+        # Both lives of every writer are there; together they hold all rows, their steps one after the other.
+        assert len(files) == 2, writer
+        assert _rows_and_steps(files) == (ALL_ROWS, ALL_ROWS), writer
+        assert files[1].state == "finished", writer
+    if killed is not None:
+        dead = lives[(base + killed[0], killed[1])][0]
+        assert dead.state == "failed" and dead.exit_code == 1
+
+
+@pytest.mark.elastic
+def test_a_flyte_retry_on_a_node_service_continues_the_run(wandb_env: Path, tmp_path: Path) -> None:
+    with pytest.raises(LocalElasticError):
+        # No restarts: attempt 0 fails when rank 1 dies; its pod's service ends the dead writer's part as failed.
+        run_elastic_locally(tasks.new_global, max_restarts=0, run_name="R", timeout=900, marker_dir=str(tmp_path))
+    retry = run_elastic_locally(
+        tasks.new_global, max_restarts=0, run_name="R", attempt=1, timeout=900, marker_dir=str(tmp_path)
+    )
+    assert retry.output == 0
+    runs = sorted((r for r in offline_runs(wandb_env) if r.run_id == "R-a0-rank-1"), key=lambda r: r.start_time)
+    assert [_rows_and_steps([r])[0] for r in runs] == [list(range(ROWS)), list(range(ROWS, 2 * ROWS))]
+    assert runs[0].state == "failed" and runs[1].state == "finished"
+    assert runs[1].summary["flyte/attempt"] == 1
+
+
+@pytest.mark.elastic
+def test_when_the_w_and_b_service_dies_mid_training_the_task_finishes_and_the_run_files_say_so(
+    wandb_env: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_elastic_locally(tasks.service_dies, max_restarts=0, timeout=900, marker_dir=str(tmp_path))
+    assert result.output == 0
+    assert (tmp_path / "killed").exists()
+    runs = offline_runs(wandb_env)
+    assert len(runs) == 2
+    for run in runs:
+        # The loss is noted beside the run's file (saved with it), with the first step known to be lost: the
+        # service's socket may take a row or two after its death before wandb notices.
+        note = json.loads((run.path.parent / LOSS_NOTE).read_text(encoding="utf-8"))
+        assert note["run_id"] == run.run_id and ROWS <= note["lost_from_step"] < 2 * ROWS
+        assert set(_rows_and_steps([run])[0]) <= set(range(ROWS))  # nothing after the death, nothing invented
+    err = capfd.readouterr().err
+    assert err.count("W&B service of run") == 2 and err.count("is dropped, and training goes on") == 2
+
+
+# The same behaviours one level down, in this process with real wandb and real services (no elastic workers).
+
+_DIES_AFTER_5_ROWS = """
+import os, wandb
+run = wandb.init(project="p", id="taken-over")
+for i in range(5):
+    run.log({"row": i})
+os._exit(1)
+"""
+
+
+def test_a_writer_that_takes_a_dead_writers_run_over_continues_its_steps(wandb_env: Path) -> None:
+    import subprocess
+    import sys
+
+    import wandb
+
+    from flyteplugins_wandb.pod._node_service import node_service, open_run
+    from flyteplugins_wandb.run._lifecycle import _continue_steps
+
+    with node_service(stop_timeout=60):
+        subprocess.run([sys.executable, "-c", _DIES_AFTER_5_ROWS], check=False, timeout=120)
+        run, step = open_run(
+            lambda: wandb.init(project="p", id="taken-over", resume="allow"), "taken-over", may_release=True
+        )
+        assert step == ROWS
+        _continue_steps(run, step)
+        for i in range(ROWS, 2 * ROWS):
+            run.log({"row": i})
+        run.finish()
+    lives = sorted(offline_runs(wandb_env), key=lambda r: r.start_time)
+    assert [life.state for life in lives] == ["failed", "finished"]
+    assert _rows_and_steps(lives) == (ALL_ROWS, ALL_ROWS)
+
+
+def test_a_stopped_writers_next_step_is_kept_by_the_pod_for_its_restart(tmp_path: Path) -> None:
+    from flyteplugins_wandb.pod._manifest import record_next_step, recorded_next_step
+
+    environ = {"FLYTEPLUGINS_WANDB_POD_LEDGER": str(tmp_path)}
+    assert recorded_next_step("r", "worker-0", environ) == 0
+    record_next_step("r", "worker-0", 7, environ)
+    record_next_step("r", "worker-0-rank-1", 99, environ)  # another writer, whose label starts with this one's
+    record_next_step("r", None, 50, environ)
+    assert recorded_next_step("r", "worker-0", environ) == 7
+    assert recorded_next_step("r", None, environ) == 50
+    assert recorded_next_step("r", "worker-0", {}) == 0  # no pod ledger: nothing kept
+
+
+def test_a_run_whose_service_died_drops_later_rows_after_one_warning_and_notes_it(
+    wandb_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+    import signal
+    import time
+
+    import wandb
+
+    from flyteplugins_wandb.run._service_loss import survive_service_loss
+
+    run = wandb.init(project="p", id="loses-its-service")
+    assert survive_service_loss(run)
+    for i in range(ROWS):
+        run.log({"row": i})
+    service = os.environ.get("WANDB_SERVICE") or ""
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    cores = [int(c) for c in children if b"wandb-core" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(cores) == 1, (children, service)
+    os.kill(cores[0], signal.SIGKILL)
+    time.sleep(0.5)
+    with caplog.at_level("WARNING", logger="flyteplugins_wandb"):
+        for i in range(ROWS, 2 * ROWS):
+            run.log({"row": i})  # must not raise
+    lost = [r.getMessage() for r in caplog.records if "is gone" in r.getMessage()]
+    assert len(lost) == 1 and "from step" in lost[0]
+    note = json.loads((Path(run.settings.sync_dir) / LOSS_NOTE).read_text(encoding="utf-8"))
+    assert note["run_id"] == "loses-its-service" and ROWS <= note["lost_from_step"] < 2 * ROWS
+    with pytest.raises(Exception):  # noqa: B017 - the run cannot finish without its service; wandb's own error
+        run.finish()
+    with contextlib.suppress(ConnectionError):  # nor can this process's wandb end its (dead) service cleanly
+        wandb.teardown()
