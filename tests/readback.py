@@ -83,7 +83,10 @@ def _inspect(run_file: Path, *flags: str) -> str:
 def inspect_run(run_file: Path) -> OfflineRun:
     records = [json.loads(line) for line in _inspect(run_file, "--json").splitlines() if line.strip()]
     summary = json.loads(_inspect(run_file, "--summary", "--json"))
-    run_rec = next(r["run"] for r in records if r.get("type") == "run")
+    runs = [r["run"] for r in records if r.get("type") == "run"]
+    # A file whose service died before writing anything (a worker killed with its own service) holds no run.
+    assert runs, f"{run_file} holds no run record ({run_file.stat().st_size} bytes): nothing of this run was written"
+    run_rec = runs[0]
     config = {k: v for k, v in summary.get("config", {}).items() if k != "_wandb"}
     out = OfflineRun(
         path=run_file,

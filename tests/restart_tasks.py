@@ -4,6 +4,10 @@ modules so that the spawned agents and workers import nothing but this.
 Every rank opens a gloo process group (as real training does: the restarted workers must be able to meet again),
 logs :data:`ROWS` rows, and on the first life global rank 1 dies abruptly (``os._exit``, as an OOM kill ends a
 process) once every rank has logged; after the restart every rank logs :data:`ROWS` more.
+
+The environments set ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``, as a user whose job restarts must with torch 2.13:
+with torch's default (one store for the whole job), the restarted ranks read the dead life's gloo addresses and
+fail in ``init_process_group``, with or without W&B (pytorch/pytorch#135712; README, "When a worker dies").
 """
 
 from __future__ import annotations
@@ -18,17 +22,25 @@ from flyteplugins.pytorch.task import Elastic
 from flyteplugins_wandb import get_wandb_run, wandb_init
 
 ROWS = 5
-one_node = flyte.TaskEnvironment(name="wandb_restart_1x2", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
-two_nodes = flyte.TaskEnvironment(name="wandb_restart_2x2", plugin_config=Elastic(nnodes=2, nproc_per_node=2))
+A_STORE_PER_RESTART = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+one_node = flyte.TaskEnvironment(
+    name="wandb_restart_1x2", plugin_config=Elastic(nnodes=1, nproc_per_node=2), env_vars=A_STORE_PER_RESTART
+)
+two_nodes = flyte.TaskEnvironment(
+    name="wandb_restart_2x2", plugin_config=Elastic(nnodes=2, nproc_per_node=2), env_vars=A_STORE_PER_RESTART
+)
 
 
 def dies_once(marker_dir: str) -> int:
-    """The body of every task here; returns the restart count of the life that finished."""
+    """The body of every task here; returns global rank 0's restart count in the life that finished."""
     import torch.distributed as dist
 
+    # Torch's restart count is each node's own (a node restarted because another failed keeps 0): the marker
+    # the dying rank leaves says which life this is, alike on every node.
+    died = Path(marker_dir, "died")
+    first_life = not died.exists() and flyte.ctx().attempt_number == 0
     dist.init_process_group("gloo")
     rank, restart = dist.get_rank(), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
-    first_life = restart == 0 and flyte.ctx().attempt_number == 0
     run = get_wandb_run()
     for i in range(ROWS):
         if run is not None:
@@ -37,6 +49,7 @@ def dies_once(marker_dir: str) -> int:
     dist.barrier()  # every rank has logged its rows
     if first_life:
         if int(os.environ["RANK"]) == 1:
+            died.write_text("rank 1")
             os._exit(1)
         time.sleep(300)  # stopped by the agent's restart well before this
     dist.destroy_process_group()
@@ -93,6 +106,7 @@ def service_dies(marker_dir: str) -> int:
     for i in range(ROWS):
         run.log({"row": i})
     dist.barrier()
+    time.sleep(1.0)  # past the transaction log's flush interval (the test sets it short): the rows are on disk
     if rank == 0:
         Path(marker_dir, "killed").write_text(str(kill_node_service()))
     dist.barrier()
@@ -117,3 +131,15 @@ def kill_node_service() -> int:
             os.kill(int(proc.name), signal.SIGKILL)
             return int(proc.name)
     raise RuntimeError(f"no wandb-core started by pid {starter}")
+
+
+@wandb_init(project="p", run_mode="shared", rank_scope="worker")
+@two_nodes.task
+def shared_worker_2x2(marker_dir: str) -> int:
+    return dies_once(marker_dir)
+
+
+@wandb_init(project="p", run_mode="new", rank_scope="global")
+@two_nodes.task
+def new_global_2x2(marker_dir: str) -> int:
+    return dies_once(marker_dir)

@@ -183,10 +183,10 @@ def test_build_view_labels_lines_by_run_when_a_task_has_several_runs() -> None:
 def test_rank_0_names_the_ranks_that_did_not_hand_over_their_runs_in_time() -> None:
     from datetime import timedelta
 
-    from torch.distributed import TCPStore
+    from torch.distributed import PrefixStore, TCPStore
 
     store = TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))
-    exchange = _Exchange(store, "test")
+    exchange = _Exchange(PrefixStore("test", store))
     mine = RunRecord("run", None, "rank-1", False, "shared", "global", "offline", 1, 1, 0, 0, 0, "p", None, "/d/1")
     exchange.publish(1, [mine])
     gathered, missing = exchange.gather(world_size=4, timeout=0.5)

@@ -3,7 +3,8 @@ service on: its run keeps every row it logged before dying, and the run goes on 
 continuing where the dead life stopped (offline too). A Flyte retry continues the run; a W&B service that dies
 mid-training costs the rows logged after it, never the task.
 
-Real torch elastic workers (1 node x 2; see ``tests/restart_tasks.py``), W&B offline, read back from what it wrote.
+Real torch elastic workers (1 node x 2 and 2 nodes x 2; see ``tests/restart_tasks.py``), W&B offline, read back from
+what it wrote.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _writers(result: LocalElasticResult, wandb_dir: Path) -> dict[tuple[str, str
     out: dict[tuple[str, str | None], list[tuple[int, OfflineRun]]] = {}
     for run in offline_runs(wandb_dir):
         record = lives[str(run.path.parent)]
-        out.setdefault((record.run_id, record.label), []).append((record.restart_count, run))
+        # Torch counts restarts per node (a node restarted for another's failure keeps 0): order by start time.
+        out.setdefault((record.run_id, record.label), []).append((run.start_time, run))
     return {writer: [run for _, run in sorted(files, key=lambda f: f[0])] for writer, files in out.items()}
 
 
@@ -45,15 +47,30 @@ LAYOUTS = [
     pytest.param(tasks.shared_global, {("", "rank-0"), ("", "rank-1")}, ("", "rank-1"), id="shared-2-writers"),
     pytest.param(tasks.new_global, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), id="new-global"),
     pytest.param(tasks.new_worker, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), id="new-worker"),
+    # 2 nodes x 2: node 1 is restarted only because node 0 failed (torch keeps its restart count at 0 there).
+    pytest.param(
+        tasks.shared_worker_2x2,
+        {(f"-worker-{w}", f"worker-{w}-rank-{r}") for w in (0, 1) for r in (0, 1)},
+        ("-worker-0", "worker-0-rank-1"),
+        id="2x2-shared-worker",
+    ),
+    pytest.param(tasks.new_global_2x2, {(f"-rank-{r}", None) for r in range(4)}, ("-rank-1", None), id="2x2-new"),
 ]
 
 
 @pytest.mark.elastic
 @pytest.mark.parametrize(("task", "writers", "killed"), LAYOUTS)
 def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
-    wandb_env: Path, tmp_path: Path, task: Any, writers: set[tuple[str, str | None]], killed: Any
+    wandb_env: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    task: Any,
+    writers: set[tuple[str, str | None]],
+    killed: Any,
 ) -> None:
     result = run_elastic_locally(task, max_restarts=1, timeout=900, marker_dir=str(tmp_path))
+    # The writers met in the store torch gives each restart (shared runs' order, the report's gathering).
+    assert "elastic store" not in capfd.readouterr().err
     assert result.output == 1  # the task succeeded, in the life after the restart
     base = f"{result.run_name}-a0"
     lives = _writers(result, wandb_env)
@@ -87,7 +104,9 @@ def test_a_flyte_retry_on_a_node_service_continues_the_run(wandb_env: Path, tmp_
 def test_when_the_w_and_b_service_dies_mid_training_the_task_finishes_and_the_run_files_say_so(
     wandb_env: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_elastic_locally(tasks.service_dies, max_restarts=0, timeout=900, marker_dir=str(tmp_path))
+    # A short save period makes wandb write its log every 0.25 s: what was logged before the kill is on disk.
+    env = {"FLYTEPLUGINS_WANDB_SAVE_EVERY": "1"}
+    result = run_elastic_locally(tasks.service_dies, max_restarts=0, env=env, timeout=900, marker_dir=str(tmp_path))
     assert result.output == 0
     assert (tmp_path / "killed").exists()
     runs = offline_runs(wandb_env)
@@ -97,7 +116,8 @@ def test_when_the_w_and_b_service_dies_mid_training_the_task_finishes_and_the_ru
         # service's socket may take a row or two after its death before wandb notices.
         note = json.loads((run.path.parent / LOSS_NOTE).read_text(encoding="utf-8"))
         assert note["run_id"] == run.run_id and ROWS <= note["lost_from_step"] < 2 * ROWS
-        assert set(_rows_and_steps([run])[0]) <= set(range(ROWS))  # nothing after the death, nothing invented
+        # Every row logged before the death is kept; nothing after it, nothing invented.
+        assert _rows_and_steps([run])[0] == list(range(ROWS))
     err = capfd.readouterr().err
     assert err.count("W&B service of run") == 2 and err.count("is dropped, and training goes on") == 2
 
@@ -182,3 +202,25 @@ def test_a_run_whose_service_died_drops_later_rows_after_one_warning_and_notes_i
         run.finish()
     with contextlib.suppress(ConnectionError):  # nor can this process's wandb end its (dead) service cleanly
         wandb.teardown()
+
+
+@pytest.mark.parametrize(
+    ("max_restarts", "environ", "warned"),
+    [
+        (3, {}, True),  # torch's default: one store for every restart
+        (3, {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "0"}, True),
+        (3, {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}, False),  # a store per restart
+        (0, {}, False),  # no restarts: nothing to read from a previous life
+    ],
+)
+def test_a_pod_whose_workers_restart_into_the_dead_lifes_store_says_how_to_avoid_it(
+    max_restarts: int, environ: dict[str, str], warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flyteplugins_wandb.task._pod import warn_if_restarts_share_a_store
+
+    with caplog.at_level("WARNING", logger="flyteplugins_wandb"):
+        assert warn_if_restarts_share_a_store(max_restarts, environ) is warned
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ([said[0]] if warned else [])
+    if warned:
+        assert f"max_restarts={max_restarts}" in said[0] and "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in said[0]

@@ -213,7 +213,8 @@ def run_elastic_locally(
 
     ``nnodes``/``nproc_per_node`` default to the task's own ``Elastic`` settings. Workers use the CPU unless your
     code picks a GPU; use the gloo backend. ``custom_context`` is the run context (for example
-    ``wandb_config(...)``); ``env`` adds environment variables for the agents and workers; ``attempt``
+    ``wandb_config(...)``); the task environment's ``env_vars`` are set for the agents and workers, as in a pod,
+    and ``env`` adds to them; ``attempt``
     sets the Flyte attempt number (0 for the first, as Flyte counts). Returns rank 0's output and the W&B runs
     the workers opened.
 
@@ -232,6 +233,7 @@ def run_elastic_locally(
     manifest = os.path.join(root, "manifest")
     os.makedirs(manifest)
     agent_env = {
+        **(getattr(task, "env_vars", None) or {}),  # what Flyte sets in the task's pods
         **(env or {}),
         "PET_RDZV_ENDPOINT": f"127.0.0.1:{_free_port()}",
         MANIFEST_ENV: manifest,

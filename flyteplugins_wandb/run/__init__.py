@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ._agent_trials import plain_function_scope as plain_function_scope
     from ._agent_trials import task_settings_for_agents as task_settings_for_agents
     from ._artifacts import log_artifact as log_artifact
-    from ._coordination import agent_store as agent_store
+    from ._coordination import elastic_store as elastic_store
     from ._current import get_wandb_run as get_wandb_run
     from ._current import is_leader as is_leader
     from ._current import is_primary as is_primary

@@ -219,7 +219,7 @@ def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, st
     timeout, _ = start_bound(options, environ)
     rendezvous = None
     if p.writer is not None and p.writer.writers > 1 and resolved.wandb_mode != "disabled" and topology is not None:
-        rendezvous = WriterRendezvous.connect(environ, p.run_id or "", topology.restart_count, timeout)
+        rendezvous = WriterRendezvous.connect(environ, p.run_id or "", timeout)
     origin = None
     if p.writer is None or p.writer.primary:
         origin = provenance(
@@ -374,9 +374,7 @@ def _init(
 
     def init() -> Run:
         nonlocal continued_from
-        run, continued_from = open_run(
-            lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=may_release
-        )
+        run, continued_from = open_run(lambda: wandb_init_function()(**kwargs), str(p.run_id), may_release=may_release)
         return run
 
     def attempt() -> Run:

@@ -399,7 +399,6 @@ class SweepContext(ContextEntries):
         return getattr(self.config, name)
 
 
-
 def wandb_sweep_config(
     *,
     method: str,

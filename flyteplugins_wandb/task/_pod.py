@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Final
 
+from .. import _keys as keys
 from .._keys import POD_LEDGER_ENV
 from ..planning import DistributedInfo, WandbConfig, decode_config, resolve
 
@@ -24,7 +25,7 @@ from ..planning import DistributedInfo, WandbConfig, decode_config, resolve
 from ..pod import collecting, collecting_unfinished
 from ..run import InitOptions, track
 
-__all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope"]
+__all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope", "warn_if_restarts_share_a_store"]
 
 logger = logging.getLogger("flyteplugins_wandb")
 
@@ -44,8 +45,9 @@ def hook_execute(task: Any, options: InitOptions) -> None:
 
     async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         opts = getattr(type(self), POD_OPTIONS)
-        nproc = int(getattr(getattr(self, "plugin_config", None), "nproc_per_node", 1) or 1)
-        async with pod_scope(opts, nproc):
+        elastic = getattr(self, "plugin_config", None)
+        warn_if_restarts_share_a_store(int(getattr(elastic, "max_restarts", 0) or 0))
+        async with pod_scope(opts, int(getattr(elastic, "nproc_per_node", 1) or 1)):
             return await base_execute(self, *args, **kwargs)
 
     namespace = {
@@ -56,6 +58,27 @@ def hook_execute(task: Any, options: InitOptions) -> None:
         "__doc__": base.__doc__,
     }
     task.__class__ = type(base.__name__, (base,), namespace)
+
+
+def warn_if_restarts_share_a_store(max_restarts: int, environ: Mapping[str, str] = os.environ) -> bool:
+    """Warn (and return True) where torch elastic will restart workers into the store of their dead life.
+
+    Torch (2.5 and later) keeps one store for the whole job unless ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``, and
+    the workers' ``init_process_group`` puts no restart in its keys: restarted ranks can read the addresses the
+    dead life published and fail ("Gloo connectFullMesh failed ... Connection refused", or NCCL's
+    "socketPollConnect ... refused"), with or without this plugin (pytorch/pytorch#135712, #167288). The plugin
+    does not change torch's setting; it says so once per pod (README, "When a worker dies").
+    """
+    if max_restarts <= 0 or environ.get(keys.TORCH_DISABLE_SHARE_RDZV_TCP_STORE, "").strip() == "1":
+        return False
+    logger.warning(
+        "Elastic(max_restarts=%d): torch elastic keeps one store for every restart of the workers, so a restarted "
+        "worker may read the process-group addresses of the life that died and fail in init_process_group "
+        "(pytorch/pytorch#135712); set %s=1 in the task's env_vars to give every restart a store of its own",
+        max_restarts,
+        keys.TORCH_DISABLE_SHARE_RDZV_TCP_STORE,
+    )
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,7 @@
 runs, and write it once at the end, from every rank's runs in a distributed task.
 
 Only one process writes: global rank 0 of an Elastic task (or the task's only process). The other ranks hand their
-run records to it through the torch elastic agent's store when their runs have finished; rank 0 waits for them at
+run records to it through torch elastic's store when their runs have finished; rank 0 waits for them at
 most ``finish_timeout`` seconds and names the ranks that did not answer, and the nodes whose files it cannot read,
 in the tab. A report that cannot be written costs a warning, never the task.
 """
@@ -182,9 +182,9 @@ class reported(Generic[T]):  # noqa: N801 - used like the context-manager functi
             records, notes, remote = list(self._mine), [], {}
             t = self._topology
             if t is not None and t.world_size > 1:
-                exchange = _Exchange.connect(self._environ, t, self._timeout)
+                exchange = _Exchange.connect(self._environ, self._timeout)
                 if exchange is None:
-                    notes.append("the runs of ranks other than this one could not be gathered (no elastic agent store)")
+                    notes.append("the runs of ranks other than this one could not be gathered (no torch elastic store)")
                 elif not self._writes:
                     exchange.publish(t.rank, self._mine)
                 else:
@@ -309,35 +309,31 @@ class _Refresher:
 class _Exchange:
     """Ranks hand their run records to global rank 0 through the elastic agent's store."""
 
-    def __init__(self, store: Any, prefix: str) -> None:
-        self._store = store
-        self._prefix = prefix
+    def __init__(self, store: Any) -> None:
+        self._store = store  # a PrefixStore: the names below are this job's, in this restart
 
     @classmethod
-    def connect(cls, environ: Mapping[str, str], t: DistributedInfo, timeout: float) -> _Exchange | None:
-        from ..run import agent_store
+    def connect(cls, environ: Mapping[str, str], timeout: float) -> _Exchange | None:
+        from ..run import elastic_store
 
-        store = agent_store(environ, timeout, "the report tab shows this rank's runs only")
-        if store is None:
-            return None
         job = environ.get(keys.TORCHELASTIC_RUN_ID, "job")
-        # The restart count keeps a restarted worker group from reading the previous group's records.
-        return cls(store, f"flyteplugins_wandb/report/{job}/{t.restart_count}")
+        store = elastic_store(environ, f"report/{job}", timeout, "the report tab shows this rank's runs only")
+        return None if store is None else cls(store)
 
     def publish(self, rank: int, records: Sequence[RunRecord]) -> None:
         payload = {"host": socket.gethostname(), "records": [asdict(r) for r in records]}
-        self._store.set(f"{self._prefix}/rank/{rank}", json.dumps(payload))
-        self._store.add(f"{self._prefix}/done", 1)
+        self._store.set(f"rank/{rank}", json.dumps(payload))
+        self._store.add("done", 1)
 
     def gather(self, world_size: int, timeout: float) -> tuple[list[tuple[int, list[RunRecord], str]], list[int]]:
         """(rank, its records, its host) for every other rank that reported within ``timeout``, and the ranks
         that did not."""
         deadline = time.monotonic() + timeout
-        while int(self._store.add(f"{self._prefix}/done", 0)) < world_size - 1 and time.monotonic() < deadline:
+        while int(self._store.add("done", 0)) < world_size - 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         got, missing = [], []
         for rank in range(1, world_size):
-            key = f"{self._prefix}/rank/{rank}"
+            key = f"rank/{rank}"
             if not self._store.check([key]):
                 missing.append(rank)
                 continue
