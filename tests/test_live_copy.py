@@ -62,8 +62,9 @@ def _kill_pod(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.elastic
 @pytest.mark.timeout(400)
+@pytest.mark.parametrize(("kind", "ranks"), [("elastic", (0, 1)), ("plain", (0,))])
 def test_a_pod_killed_whole_keeps_in_storage_every_row_logged_a_period_before_the_kill(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kind: str, ranks: tuple[int, ...]
 ) -> None:
     out, root, manifest = tmp_path / "out", tmp_path / "pod", tmp_path / "manifest"
     for d in (out, root, manifest):
@@ -71,12 +72,12 @@ def test_a_pod_killed_whole_keeps_in_storage_every_row_logged_a_period_before_th
     env = {**os.environ, "FLYTEPLUGINS_WANDB_SAVE_EVERY": str(PERIOD), MANIFEST_ENV: str(manifest)}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, str(TESTS / "live_copy_pod.py"), str(out), str(root), str(ROWS)],
+        [sys.executable, str(TESTS / "live_copy_pod.py"), str(out), str(root), str(ROWS), kind],
         env=env,
         start_new_session=True,
     )
     try:
-        _wait_for([out / "logged-0", out / "logged-1"], proc, timeout=240)
+        _wait_for([out / f"logged-{rank}" for rank in ranks], proc, timeout=240)
         # More than one period after the last row: the copy must hold every row by now (a busy machine gets slack).
         time.sleep(PERIOD * 5)
     finally:
@@ -87,7 +88,7 @@ def test_a_pod_killed_whole_keeps_in_storage_every_row_logged_a_period_before_th
     copy = _joined_copy(saved, tmp_path / "joined")
     runs = run_directories(copy)
     assert sorted(row for run_dir in runs for row in _rows(run_dir)) == [
-        (rank, i) for rank in (0, 1) for i in range(ROWS)
+        (rank, i) for rank in ranks for i in range(ROWS)
     ]
     listed = subprocess.run(
         [sys.executable, "-m", "flyteplugins_wandb.sync", str(saved), "--dry-run"],

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._live_copy import LiveSaving as LiveSaving
     from ._live_copy import assemble_parts as assemble_parts
     from ._live_copy import save_every as save_every
     from ._live_copy import start_live_copy as start_live_copy

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import _keys as keys
 from .._keys import POD_LEDGER_ENV
@@ -24,6 +24,9 @@ from ..planning import DistributedInfo, WandbConfig, decode_config, resolve
 # (its task function refers to it) and needs neither.
 from ..pod import collecting, collecting_unfinished
 from ..run import InitOptions, track
+
+if TYPE_CHECKING:
+    from ..pod import RunRecord
 
 __all__ = ["POD_OPTIONS", "body_scope", "hook_execute", "pod_scope", "warn_if_restarts_share_a_store"]
 
@@ -88,15 +91,7 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     are no workers, and nothing when W&B is disabled."""
     import flyte
 
-    from ..pod import (
-        node_service,
-        read_manifest,
-        read_unfinished,
-        runs_to_save,
-        save_run_files,
-        start_live_copy,
-        writer_services,
-    )
+    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, writer_services
 
     tctx = flyte.ctx()
     if not tctx or tctx.mode == "local":
@@ -110,26 +105,36 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     per_writer = resolved.layout.run_mode == "shared" and nproc_per_node > 1
     download_logs = resolved.config.download_logs is True
     with _ledger() as ledger:
-        # Saved while the workers run too, so that a pod lost whole keeps what they logged (pod._live_copy); a
-        # bad period raises here, before the workers start.
-        live = start_live_copy(
-            lambda: runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs),
-            str(getattr(tctx.raw_data_path, "path", "") or ""),
-            tctx.action.name,
-            tctx.attempt_number,
+        runs = lambda: runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs)  # noqa: E731
+        services = (
+            writer_services(nproc_per_node, stop_timeout=options.finish_timeout)
+            if per_writer
+            else node_service(stop_timeout=options.finish_timeout)
         )
-        try:
-            services = (
-                writer_services(nproc_per_node, stop_timeout=options.finish_timeout)
-                if per_writer
-                else node_service(stop_timeout=options.finish_timeout)
-            )
-            with services:
-                yield
-        finally:
-            live.stop()
-            runs = runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs)
-            live.finish(saved=save_run_files(runs, settle_timeout=options.finish_timeout) is not None or not runs)
+        with _saving(runs, options.finish_timeout, live=True), services:
+            yield
+
+
+@contextlib.contextmanager
+def _saving(runs: Callable[[], list[RunRecord]], finish_timeout: float, *, live: bool) -> Iterator[None]:
+    """Save the files of ``runs()`` when the block has ended (task failed or not) and, with ``live``, while it
+    runs too, so that a pod lost whole keeps what was logged (pod._live_copy); a bad period raises here, before
+    the block starts."""
+    import flyte
+
+    from ..pod import LiveSaving, save_run_files, start_live_copy
+
+    tctx = flyte.ctx()
+    saving = LiveSaving(None)
+    if live and tctx is not None:
+        raw_data_path = str(getattr(tctx.raw_data_path, "path", "") or "")
+        saving = start_live_copy(runs, raw_data_path, tctx.action.name, tctx.attempt_number)
+    try:
+        yield
+    finally:
+        saving.stop()
+        chosen = runs()
+        saving.finish(saved=save_run_files(chosen, settle_timeout=finish_timeout) is not None or not chosen)
 
 
 @contextlib.contextmanager
@@ -162,17 +167,18 @@ def body_scope(options: InitOptions) -> Callable[[], contextlib.AbstractContextM
             with track(options) as run:
                 yield run
             return
-        from ..pod import runs_to_save, save_run_files
+        import flyte
 
+        from ..pod import runs_to_save
+
+        tctx = flyte.ctx()
+        download_logs = _download_logs(options)
+        # Saved while the body runs too where this is a pod (Flyte's local mode has no pod to lose).
+        live = tctx is not None and tctx.mode != "local"
         with collecting() as runs, collecting_unfinished() as unfinished:
-            try:
-                with track(options) as run:
-                    yield run
-            finally:
-                save_run_files(
-                    runs_to_save(runs, unfinished, _download_logs(options)),
-                    settle_timeout=options.finish_timeout,
-                )
+            chosen = lambda: runs_to_save(list(runs), set(unfinished), download_logs)  # noqa: E731
+            with _saving(chosen, options.finish_timeout, live=live), track(options) as run:
+                yield run
 
     return scope
 
