@@ -40,6 +40,7 @@ env = flyte.TaskEnvironment(
     image=image,
     resources=flyte.Resources(cpu=8, memory="32Gi", gpu="A100:4", shm="auto"),
     plugin_config=Elastic(nnodes=2, nproc_per_node=4),  # nproc_per_node = GPUs per node
+    env_vars={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"},  # a store per restart: dead workers can restart
     secrets=flyte.Secret(key="wandb_api_key", as_env_var="WANDB_API_KEY"),
 )
 

@@ -21,7 +21,13 @@ from flyteplugins.pytorch.task import Elastic
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb.local import run_elastic_locally
 
-env = flyte.TaskEnvironment(name="quick_start", plugin_config=Elastic(nnodes=1, nproc_per_node=2))
+env = flyte.TaskEnvironment(
+    name="quick_start",
+    plugin_config=Elastic(nnodes=1, nproc_per_node=2),
+    # A store per restart, so that a worker that dies can be restarted (torch's own default cannot: README,
+    # "A worker that dies"); without it the pod says so in one warning.
+    env_vars={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"},
+)
 
 
 @wandb_init  # run_mode="auto" (the default): rank 0 logs, the other ranks get no run

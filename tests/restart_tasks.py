@@ -7,7 +7,7 @@ process) once every rank has logged; after the restart every rank logs :data:`RO
 
 The environments set ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``, as a user whose job restarts must with torch 2.13:
 with torch's default (one store for the whole job), the restarted ranks read the dead life's gloo addresses and
-fail in ``init_process_group``, with or without W&B (pytorch/pytorch#135712; README, "When a worker dies").
+fail in ``init_process_group``, with or without W&B (pytorch/pytorch#135712; README, "A worker that dies").
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def warn_if_restarts_share_a_store(max_restarts: int, environ: Mapping[str, str]
     the workers' ``init_process_group`` puts no restart in its keys: restarted ranks can read the addresses the
     dead life published and fail ("Gloo connectFullMesh failed ... Connection refused", or NCCL's
     "socketPollConnect ... refused"), with or without this plugin (pytorch/pytorch#135712, #167288). The plugin
-    does not change torch's setting; it says so once per pod (README, "When a worker dies").
+    does not change torch's setting; it says so once per pod (README, "A worker that dies").
     """
     if max_restarts <= 0 or environ.get(keys.TORCH_DISABLE_SHARE_RDZV_TCP_STORE, "").strip() == "1":
         return False
