@@ -131,19 +131,20 @@ def shared_startup(repeat: int) -> list[Row]:
     ]
 
 
-def end_to_end(repeat: int, steps: int, layouts: list[tuple[str, str]]) -> list[Row]:
+def end_to_end(repeat: int, steps: int, layouts: list[tuple[str, str]], nodes: int = 2) -> list[Row]:
     def timed(task: Any) -> float:
         start = time.perf_counter()
         run_elastic_locally(task, steps=steps)
         return time.perf_counter() - start
 
-    baseline = _task(two_nodes, train, "train_plain")
+    env, shape = (two_nodes, "2x2") if nodes == 2 else (one_node, "1x2")
+    baseline = _task(env, train, "train_plain")
     base = statistics.median(timed(baseline) for _ in range(repeat))
     rows = []
     for run_mode, rank_scope in layouts:
-        task = _task(two_nodes, train, f"train_{run_mode}_{rank_scope}", run_mode=run_mode, rank_scope=rank_scope)
+        task = _task(env, train, f"train_{run_mode}_{rank_scope}", run_mode=run_mode, rank_scope=rank_scope)
         t = statistics.median(timed(task) for _ in range(repeat))
-        rows.append(Row(f"2x2 elastic run, {run_mode}/{rank_scope}", t, base, "s", f"{steps} steps, vs no plugin"))
+        rows.append(Row(f"{shape} elastic run, {run_mode}/{rank_scope}", t, base, "s", f"{steps} steps, vs no plugin"))
     return rows
 
 
@@ -270,5 +271,8 @@ def main(quick: bool) -> list[Row]:
     with offline_wandb():
         rows = one_node_job(1 if quick else 5, 5 if quick else 50)
         rows += shared_startup(1 if quick else 5)
-        rows += end_to_end(1 if quick else 3, 5 if quick else 50, [("auto", "global")] if quick else all_layouts)
+        if quick:  # the smoke run: every code path once, on the smallest layout
+            rows += end_to_end(1, 5, [("auto", "global")], nodes=1)
+        else:
+            rows += end_to_end(3, 50, all_layouts)
     return rows

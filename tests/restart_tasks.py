@@ -137,9 +137,3 @@ def kill_node_service() -> int:
 @two_nodes.task
 def shared_worker_2x2(marker_dir: str) -> int:
     return dies_once(marker_dir)
-
-
-@wandb_init(project="p", run_mode="new", rank_scope="global")
-@two_nodes.task
-def new_global_2x2(marker_dir: str) -> int:
-    return dies_once(marker_dir)

@@ -70,29 +70,6 @@ def marks_started(marker: str) -> None:
     Path(marker).write_text("body ran")
 
 
-@wandb_init(project="p")
-@elastic.task
-def killed_once(marker_dir: str) -> int:
-    rank, restart = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
-    run = get_wandb_run()
-    if run is not None:
-        run.log({"restart_seen": restart})
-    Path(marker_dir, f"rank{rank}-restart{restart}").write_text("ran")
-    if restart == 0:
-        # Rank 1 dies; rank 0 trains on until the agent stops it to restart the group. (Dying after
-        # init_process_group would leave gloo addresses in the agent's store that break the restarted group,
-        # with or without this plugin.)
-        if rank == 1:
-            while not Path(marker_dir, "rank0-restart0").exists():  # rank 0 is training
-                time.sleep(0.1)
-            os._exit(1)
-        time.sleep(120)
-    dist.init_process_group("gloo")
-    dist.barrier()
-    dist.destroy_process_group()
-    return restart
-
-
 @wandb_init(project="p", run_mode="shared")
 @elastic.task
 def shared_training(x: int) -> int:
@@ -157,18 +134,6 @@ def test_run_per_attempt_opens_a_fresh_grouped_run_each_attempt(wandb_env: Path)
         ("R-a1-attempt-0", "R-a1", 1),
         ("R-a1-attempt-1", "R-a1", 0),
     ]
-
-
-@pytest.mark.elastic
-def test_an_elastic_restart_resumes_the_run_and_records_the_restart(wandb_env: Path, tmp_path: Path) -> None:
-    result = run_elastic_locally(killed_once, max_restarts=1, marker_dir=str(tmp_path))
-    assert result.output == 1
-    assert {p.name for p in tmp_path.iterdir()} >= {"rank0-restart0", "rank1-restart0", "rank0-restart1"}
-    runs = sorted(offline_runs(wandb_env), key=lambda r: r.summary["flyte/restart_count"])
-    assert [r.run_id for r in runs] == [f"{result.run_name}-a0"] * 2
-    assert [r.summary["flyte/restart_count"] for r in runs] == [0, 1]
-    assert runs[0].exit_code == 143 and runs[0].summary["flyte/preempted"] is True  # stopped, and said so
-    assert runs[1].exit_code == 0 and runs[1].metric("restart_seen") == [1]
 
 
 # Faults bound to one rank are made in the worker (tests/faults/sitecustomize.py), not at a fake server: every
