@@ -75,11 +75,14 @@ FLYTE_ENDPOINT_OVERRIDE: Final = "_U_EP_OVERRIDE"
 
 # The plugin's own.
 MANIFEST_ENV: Final = "FLYTEPLUGINS_WANDB_MANIFEST"
+"""A directory where each process records the run it opened (the local launcher reads it back)."""
 POD_LEDGER_ENV: Final = "FLYTEPLUGINS_WANDB_POD_LEDGER"
 """Set by a pod for its workers: a directory where they record their runs too, so that the pod saves exactly its own."""
 NODE_SERVICE_ENV: Final = "FLYTEPLUGINS_WANDB_NODE_SERVICE"
 """``0``/``false``/``no``/``off`` in the pod: no node service; each worker starts its own W&B service."""
-"""A directory where each process records the run it opened (the local launcher reads it back)."""
+SERVICE_HANDOVER_ENV: Final = "FLYTEPLUGINS_WANDB_SERVICE_HANDOVER"
+"""Set by a pod for its workers: the file where it writes, once they are up, the W&B services it started for them
+beside the workers' own start (the variables to set or unset, as JSON)."""
 REPORT_REFRESH_ENV: Final = "FLYTEPLUGINS_WANDB_REPORT_REFRESH"
 """Seconds between refreshes of the report tab while a task runs (still bounded by their cost); 0 turns them off."""
 SAVE_EVERY_ENV: Final = "FLYTEPLUGINS_WANDB_SAVE_EVERY"

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from ._manifest import record_unfinished as record_unfinished
     from ._manifest import recorded_next_step as recorded_next_step
     from ._manifest import writer_label as writer_label
+    from ._node_service import join_pod_services as join_pod_services
     from ._node_service import join_writer_service as join_writer_service
     from ._node_service import node_service as node_service
     from ._node_service import open_run as open_run
+    from ._node_service import started_beside_workers as started_beside_workers
     from ._node_service import writer_services as writer_services
     from ._run_files import runs_to_save as runs_to_save
     from ._run_files import save_run_files as save_run_files

@@ -2,7 +2,7 @@
 
 By default each process that calls ``wandb.init`` starts its own wandb-core, as its child: a worker killed abruptly
 (OOM, segfault, NCCL abort) takes its service with it, and whatever that service had not yet written is lost. A
-detached service started by the pod process before the workers, which they join through ``WANDB_SERVICE``,
+detached service started by the pod process for its workers, which they join through ``WANDB_SERVICE``,
 outlives them: it keeps writing what a dead worker sent, and marks that worker's run failed when it is stopped.
 
 Three things make this work on wandb 0.31, all feature-detected (an older or newer wandb without them makes each
@@ -18,15 +18,21 @@ wandb-core keys its streams by run id: several writers of one shared-mode run ca
 a layout the pod starts one detached service per writer of the node instead (:func:`writer_services`); each worker
 joins the one of its local rank (:func:`join_writer_service`), so a killed writer's rows survive there too, and
 its restart can take its stream over (no other writer uses that service).
+
+The pod starts them beside its workers rather than before (:func:`started_beside_workers`): importing wandb and
+starting wandb-core take the pod about 0.7 s, while its workers spend longer starting Python, torch and the task.
+The workers learn the services from a hand-over file once they are up (:func:`join_pod_services`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +47,11 @@ __all__ = [
     "NodeService",
     "node_service",
     "open_run",
+    "join_pod_services",
     "join_writer_service",
     "release_stale_stream",
     "service_reachable",
+    "started_beside_workers",
     "writer_services",
 ]
 
@@ -193,6 +201,75 @@ def writer_services(
                 yield services
             finally:
                 environ.pop(WRITER_SERVICES_ENV, None)
+
+
+@contextlib.contextmanager
+def started_beside_workers(
+    services: Callable[[MutableMapping[str, str]], contextlib.AbstractContextManager[Any]],
+    handover: str,
+    environ: MutableMapping[str, str] = os.environ,
+) -> Iterator[None]:
+    """Run ``services(env)`` (:func:`node_service` or :func:`writer_services` on a copy ``env`` of ``environ``)
+    in a thread while the block starts the workers, instead of before them.
+
+    ``environ`` gets ``FLYTEPLUGINS_WANDB_SERVICE_HANDOVER=<handover>`` at once; once the services are up, what they
+    changed in ``env`` is written to that file (atomically), for :func:`join_pod_services` in the workers. When the
+    block ends, it waits for the start to end and then stops the services, as ``services`` does.
+    """
+    done = threading.Event()
+
+    def own_services() -> None:
+        before = dict(environ)
+        env = dict(before)
+        try:
+            with services(env):
+                _write_handover(
+                    handover, {k: env.get(k) for k in set(env) | set(before) if env.get(k) != before.get(k)}
+                )
+                done.wait()
+        except Exception as e:  # never the task's failure: the workers start their own services
+            logger.warning("the node's W&B services failed (%s: %s)", type(e).__name__, e)
+        finally:
+            if not os.path.exists(handover):
+                _write_handover(handover, {})
+
+    thread = threading.Thread(target=own_services, name="flyteplugins-wandb: node service", daemon=True)
+    environ[keys.SERVICE_HANDOVER_ENV] = handover
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        environ.pop(keys.SERVICE_HANDOVER_ENV, None)
+
+
+def _write_handover(path: str, changes: dict[str, str | None]) -> None:
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        json.dump(changes, f)
+    os.replace(f"{path}.tmp", path)
+
+
+def join_pod_services(environ: MutableMapping[str, str], timeout: float) -> None:
+    """In a worker, before wandb connects to a service: take the services the pod started beside the workers (see
+    :func:`started_beside_workers`), waiting at most ``timeout`` seconds for them to be up; without them (no
+    hand-over, or none in time: one warning) the worker starts its own, as wandb does by default."""
+    path = environ.get(keys.SERVICE_HANDOVER_ENV)
+    if not path:
+        return
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            logger.warning("the pod's W&B service was not up after %.0fs; this worker starts its own", timeout)
+            return
+        time.sleep(0.02)
+    with open(path, encoding="utf-8") as f:
+        changes = json.load(f)
+    for name, value in changes.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
 
 
 def join_writer_service(environ: MutableMapping[str, str]) -> bool:

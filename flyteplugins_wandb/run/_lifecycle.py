@@ -233,10 +233,14 @@ def _open(options: InitOptions, d: Decision, tctx: Any, environ: Mapping[str, st
             topology=topology,
             environ=environ,
         )
-    # Before wandb connects to a service: a shared run's writer joins the one the pod started for it.
-    from ..pod import join_writer_service  # as open_run: only processes that open a run need it
+    # Before wandb connects to a service: join the pod's (started beside the workers), a shared run's writer the
+    # one the pod started for it.
+    from ..pod import join_pod_services, join_writer_service  # as open_run: only processes that open a run
 
-    own_service = join_writer_service(os.environ) if environ is os.environ else False
+    own_service = False
+    if environ is os.environ:
+        join_pod_services(os.environ, start_bound(options, environ)[0])
+        own_service = join_writer_service(os.environ)
     run = _start(p, resolved, options, environ, rendezvous, origin, own_service)
     if run is not None:
         survive_service_loss(run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _keys as keys
@@ -91,7 +91,14 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     are no workers, and nothing when W&B is disabled."""
     import flyte
 
-    from ..pod import node_service, read_manifest, read_unfinished, runs_to_save, writer_services
+    from ..pod import (
+        node_service,
+        read_manifest,
+        read_unfinished,
+        runs_to_save,
+        started_beside_workers,
+        writer_services,
+    )
 
     tctx = flyte.ctx()
     if not tctx or tctx.mode == "local":
@@ -106,12 +113,15 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     download_logs = resolved.config.download_logs is True
     with _ledger() as ledger:
         runs = lambda: runs_to_save(read_manifest(ledger), read_unfinished(ledger), download_logs)  # noqa: E731
-        services = (
-            writer_services(nproc_per_node, stop_timeout=options.finish_timeout)
-            if per_writer
-            else node_service(stop_timeout=options.finish_timeout)
-        )
-        with _saving(runs, options.finish_timeout, live=True), services:
+        stop = options.finish_timeout
+
+        def services(env: MutableMapping[str, str]) -> contextlib.AbstractContextManager[Any]:
+            if per_writer:
+                return writer_services(nproc_per_node, stop_timeout=stop, environ=env)
+            return node_service(stop_timeout=stop, environ=env)
+
+        handover = os.path.join(ledger, "services.json")
+        with _saving(runs, stop, live=True), started_beside_workers(services, handover):
             yield
 
 
