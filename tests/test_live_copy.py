@@ -22,7 +22,7 @@ from records import run_record
 from flyteplugins_wandb.local import MANIFEST_ENV
 from flyteplugins_wandb.pod import RunRecord, assemble_parts, save_every
 from flyteplugins_wandb.pod._live_copy import LiveCopy
-from flyteplugins_wandb.pod._run_files import descendants
+from flyteplugins_wandb.pod._run_files import descendants, wait_until_written
 from flyteplugins_wandb.sync import run_directories
 
 TESTS = Path(__file__).parent
@@ -117,6 +117,9 @@ def test_each_save_sends_only_what_changed_and_the_joined_copy_holds_every_row(t
             run.log({"i": i, "rank": 0})
     finally:
         run.finish()
+    # W&B writes the log's last records when the run's stream closes, moments after finish returns (the pod's final
+    # save waits the same way).
+    assert wait_until_written([record.directory or ""], timeout=30)
     copy.save([record])
     run_file = next(Path(run.settings.sync_dir).glob("run-*.wandb"))
     [saved] = (tmp_path / "copy").rglob(run_file.name)
