@@ -117,6 +117,18 @@ def service_dies(marker_dir: str) -> int:
     return rank
 
 
+def _closed(token: str, timeout: float = 30.0) -> None:
+    """Wait until the service of ``token`` refuses connections: its sockets close only once every thread of it
+    has ended, which can be after its main thread shows as a zombie."""
+    from flyteplugins_wandb.pod._node_service import service_reachable
+
+    deadline = time.monotonic() + timeout
+    while service_reachable(token):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the W&B service {token} still accepts connections {timeout}s after SIGKILL")
+        time.sleep(0.01)
+
+
 def kill_node_service() -> int:
     """SIGKILL the wandb-core that the pod started (its token, in WANDB_SERVICE, names the pod's pid); its pid."""
     import signal
@@ -129,6 +141,7 @@ def kill_node_service() -> int:
             continue
         if args and args[0].endswith(b"wandb-core") and b"--pid" in args and starter.encode() in args:
             os.kill(int(proc.name), signal.SIGKILL)
+            _closed(os.environ["WANDB_SERVICE"])  # before any rank logs again: what it logs meets a closed service
             return int(proc.name)
     raise RuntimeError(f"no wandb-core started by pid {starter}")
 
