@@ -161,12 +161,6 @@ def fails_everywhere(out_dir: str, x: int) -> str:
 # Launcher tests: no W&B at all.
 
 
-@two_nodes.task
-def name_rank(x: int) -> str:
-    """Each rank returns a different value; only global rank 0's may come back."""
-    return f"rank-{os.environ['RANK']}-of-{os.environ['WORLD_SIZE']}-x-{x}"
-
-
 LAUNCH_MARKER = "FLYTEPLUGINS_WANDB_TEST_LAUNCH"
 """An environment variable a test sets to find every process of its launch."""
 

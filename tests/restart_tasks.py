@@ -56,7 +56,7 @@ def dies_once(marker_dir: str) -> int:
     return restart
 
 
-# One task per layout (fixed at decoration time); on one node rank_scope changes nothing, both are shown.
+# One task per layout (fixed at decoration time).
 
 
 @wandb_init(project="p", run_mode="auto", rank_scope="global")
@@ -74,22 +74,6 @@ def shared_global(marker_dir: str) -> int:
 @wandb_init(project="p", run_mode="new", rank_scope="global")
 @one_node.task
 def new_global(marker_dir: str) -> int:
-    return dies_once(marker_dir)
-
-
-@wandb_init(project="p", run_mode="new", rank_scope="worker")
-@one_node.task
-def new_worker(marker_dir: str) -> int:
-    return dies_once(marker_dir)
-
-
-@one_node.task
-def without_wandb_1x2(marker_dir: str) -> int:
-    return dies_once(marker_dir)
-
-
-@two_nodes.task
-def without_wandb_2x2(marker_dir: str) -> int:
     return dies_once(marker_dir)
 
 

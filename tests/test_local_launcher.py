@@ -59,15 +59,6 @@ def test_a_target_that_is_not_an_elastic_task_is_refused_with_the_fix(target: An
 
 
 @pytest.mark.elastic
-def test_the_output_is_global_rank_0s_return_value() -> None:
-    # Two simulated nodes: rank 0 lands on whichever agent rendezvous ranked first, the other agent returns None.
-    result = run_elastic_locally(tasks.name_rank, nproc_per_node=2, x=5)
-
-    assert result.output == "rank-0-of-4-x-5"
-    assert result.runs == (), "a task without @wandb_init opens no run"
-
-
-@pytest.mark.elastic
 def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_leftover_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,7 +62,9 @@ class Launch:
     files: list[OfflineRun]
 
 
-@pytest.fixture(scope="module", params=sorted(tasks.TRAINERS))
+# Lightning's Elastic launch is examples/lightning_elastic.py's, checked by tests/test_examples.py (one run, rank
+# 0's, and no run of the trainer's own); launching it here too would only repeat that.
+@pytest.fixture(scope="module", params=sorted(set(tasks.TRAINERS) - {"lightning"}))
 def launched(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Launch:
     """One 1 x 2 launch per trainer (``auto``: rank 0 has the run), read back once for the tests below."""
     root = tmp_path_factory.mktemp(f"trainer-{request.param}")
