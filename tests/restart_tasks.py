@@ -46,6 +46,8 @@ def dies_once(marker_dir: str) -> int:
         if run is not None:
             run.log({"row": (0 if first_life else ROWS) + i})
     Path(marker_dir, f"rank{rank}-restart{restart}").write_text("logged")
+    if run is not None:  # the W&B service this life's run is written by
+        Path(marker_dir, f"service-rank{rank}-life{0 if first_life else 1}").write_text(os.environ["WANDB_SERVICE"])
     dist.barrier()  # every rank has logged its rows
     if first_life:
         if int(os.environ["RANK"]) == 1:

@@ -69,25 +69,6 @@ def _wandb(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.elastic
-def test_a_killed_worker_keeps_every_row_and_its_restart_continues_the_run(wandb_env: Path, tmp_path: Path) -> None:
-    result = run_elastic_locally(rank_1_dies_once, max_restarts=1, timeout=900, marker_dir=str(tmp_path))
-    assert result.output == 1
-    rank_1 = f"{result.run_name}-a0-rank-1"
-    runs = [r for r in offline_runs(wandb_env) if r.run_id == rank_1]
-    runs.sort(key=lambda r: r.start_time)
-    # The killed life: all its rows, and a final state that says it did not end cleanly.
-    assert _rows(runs[0]) == list(range(ROWS))
-    assert runs[0].state == "failed" and runs[0].exit_code == 1
-    # The restart reopened the same run and continued it.
-    assert len(runs) == 2 and _rows(runs[1]) == list(range(100, 100 + ROWS))
-    assert runs[1].state == "finished" and runs[1].summary["flyte/restart_count"] == 1
-    # Both lives joined one service, started by the pod before them.
-    tokens = {p.read_text() for p in tmp_path.glob("service-*")}
-    assert len(tokens) == 1 and tokens != {""}
-    assert service_reachable(tokens.pop()) is False  # and stopped by the pod once they had ended
-
-
-@pytest.mark.elastic
 def test_a_retry_on_a_users_service_continues_the_run_and_leaves_the_service_running(
     wandb_env: Path, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ import restart_tasks as tasks
 from readback import OfflineRun, offline_runs
 
 from flyteplugins_wandb.local import LocalElasticError, LocalElasticResult, run_elastic_locally
+from flyteplugins_wandb.pod._node_service import service_reachable
 from flyteplugins_wandb.run._service_loss import LOSS_NOTE
 
 ROWS = tasks.ROWS
@@ -42,11 +43,12 @@ def _rows_and_steps(lives: list[OfflineRun]) -> tuple[list[int], list[int]]:
 
 
 LAYOUTS = [
-    # task, the writers the layout has on 1 node x 2 (run id suffix, label), the one that is killed (or None)
-    pytest.param(tasks.auto_global, {("", None)}, None, id="auto"),
-    pytest.param(tasks.shared_global, {("", "rank-0"), ("", "rank-1")}, ("", "rank-1"), id="shared-2-writers"),
+    # task, the writers the layout has (run id suffix, label), the one that is killed (or None), and how many W&B
+    # services the pods start for them: one per node, or one per writer where writers of one run share a node
+    pytest.param(tasks.auto_global, {("", None)}, None, 1, id="auto"),
+    pytest.param(tasks.shared_global, {("", "rank-0"), ("", "rank-1")}, ("", "rank-1"), 2, id="shared-2-writers"),
     # On one node rank_scope changes nothing (the spec tables): new+worker is new+global there.
-    pytest.param(tasks.new_global, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), id="new"),
+    pytest.param(tasks.new_global, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), 1, id="new"),
     # 2 nodes x 2, the layout with the most to keep apart: two shared runs of two writers each, one run's writers on
     # each node (per-writer services), and node 1 restarted only because node 0 failed (torch keeps its restart
     # count at 0 there). The other layouts do per node what they do on one node.
@@ -54,13 +56,14 @@ LAYOUTS = [
         tasks.shared_worker_2x2,
         {(f"-worker-{w}", f"worker-{w}-rank-{r}") for w in (0, 1) for r in (0, 1)},
         ("-worker-0", "worker-0-rank-1"),
+        4,
         id="2x2-shared-worker",
     ),
 ]
 
 
 @pytest.mark.elastic
-@pytest.mark.parametrize(("task", "writers", "killed"), LAYOUTS)
+@pytest.mark.parametrize(("task", "writers", "killed", "services"), LAYOUTS)
 def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
     wandb_env: Path,
     tmp_path: Path,
@@ -68,6 +71,7 @@ def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
     task: Any,
     writers: set[tuple[str, str | None]],
     killed: Any,
+    services: int,
 ) -> None:
     result = run_elastic_locally(task, max_restarts=1, timeout=900, marker_dir=str(tmp_path))
     # The writers met in the store torch gives each restart (shared runs' order, the report's gathering).
@@ -81,6 +85,14 @@ def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
         assert len(files) == 2, writer
         assert _rows_and_steps(files) == (ALL_ROWS, ALL_ROWS), writer
         assert files[1].state == "finished", writer
+    # Both lives of every writer joined the same service, the pod's (which outlived the killed one), stopped by the
+    # pod once the workers had ended.
+    joined: dict[str, set[str]] = {}
+    for marker in tmp_path.glob("service-rank*-life*"):
+        joined.setdefault(marker.name.split("-life")[0], set()).add(marker.read_text())
+    assert all(len(tokens) == 1 for tokens in joined.values()), joined
+    assert len(set().union(*joined.values())) == services
+    assert not any(service_reachable(token) for tokens in joined.values() for token in tokens)
     restart_count = {r.directory: r.restart_count for r in result.runs}
     for writer, (first, second) in lives.items():
         if killed and writer == (base + killed[0], killed[1]):
