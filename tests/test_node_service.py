@@ -1,6 +1,6 @@
-"""One W&B service per node, owned by the pod process: a worker killed abruptly loses nothing it logged, a restart
-or a retry continues its run, a user's service is left running, and a service that cannot start costs only the
-node service. Real torch elastic workers; W&B offline, read back from what it wrote."""
+"""One W&B service per node, owned by the pod process: a retry on a user's service continues its run and leaves
+the service running, and a service that cannot start costs only the node service (a killed worker and its
+restart: tests/test_worker_restart.py). Real torch elastic workers; W&B offline, read back from what it wrote."""
 
 from __future__ import annotations
 
