@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 _SHARED_SCOPES = ("class", "module", "package", "session")
 
+# Elastic launches run with a store per restart, as the README tells users whose jobs must survive a dead worker:
+# a worker that fails for a reason of this machine's (a loaded CPU) is then restarted by torch as it would be,
+# instead of meeting torch's own restart bug with its default store and hanging until the test's timeout (README,
+# "A worker that dies"). The spec-table layouts (tests/layout_launches.py) keep torch's default, so the plugin's
+# code for both stores runs.
+os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,6 +23,9 @@ from readback import OfflineRun, inspect_run
 
 from flyteplugins_wandb.local import LocalElasticResult, run_elastic_locally
 
+TORCH_DEFAULT_STORE = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "0"}
+"""The layouts run with torch's default store (one for the whole job, the agent's), the rest of the suite with one
+per restart (tests/conftest.py): the plugin meets both."""
 RUN_NAME = "run7"
 ACTION = "a3"
 X = 41
@@ -91,6 +94,12 @@ def launch_layout(name: str, root: Path) -> LayoutLaunch:
     out_dir.mkdir(parents=True)
     with isolated_wandb_env(root) as wandb_dir:
         result = run_elastic_locally(
-            TASKS[name], nproc_per_node=2, run_name=RUN_NAME, action_name=ACTION, out_dir=str(out_dir), x=X
+            TASKS[name],
+            nproc_per_node=2,
+            run_name=RUN_NAME,
+            action_name=ACTION,
+            env=TORCH_DEFAULT_STORE,
+            out_dir=str(out_dir),
+            x=X,
         )
     return LayoutLaunch(result, tasks.read_facts(out_dir), read_offline_runs(wandb_dir), wandb_dir)

@@ -86,8 +86,13 @@ class WriterRendezvous:
         store = elastic_store(environ, f"run/{run_id}", timeout, f"shared-mode writers of {run_id} start unordered")
         return None if store is None else cls(store)
 
-    def announce_primary(self, ok: bool) -> None:
-        self._store.set("primary", _READY if ok else _FAILED)
+    def announce_primary(self, ok: bool, why: str = "") -> None:
+        """Tell the other writers that the run exists, or that it could not be created and ``why``."""
+        self._store.set("primary", _READY if ok else _FAILED + b": " + why.encode("utf-8", "replace")[:2000])
+
+    def primary_failure(self) -> str:
+        """Why the primary could not create the run, as it said (after :meth:`wait_for_primary` said False)."""
+        return bytes(self._store.get("primary")).removeprefix(_FAILED + b": ").decode("utf-8", "replace")
 
     def wait_for_primary(self, timeout: float) -> bool | None:
         """True once the primary's run exists, False if it failed to start, None if it did not answer in time."""

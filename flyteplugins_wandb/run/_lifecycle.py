@@ -305,7 +305,10 @@ def _start(
         timeout, _ = start_bound(options, environ)
         primary = rendezvous.wait_for_primary(timeout)
         if primary is False:
-            msg = f"the primary writer of run {p.run_id} failed to start it; {writer.label} goes on without a run"
+            why = rendezvous.primary_failure()
+            msg = (
+                f"the primary writer of run {p.run_id} failed to start it ({why}); {writer.label} goes on without a run"
+            )
             if options.strict:
                 raise RuntimeError(msg)
             logger.warning(msg)
@@ -321,7 +324,7 @@ def _start(
         run = _init(p, resolved, options, environ, origin, own_service)
     except Exception as e:
         if rendezvous is not None and writer is not None and writer.primary:
-            rendezvous.announce_primary(ok=False)
+            rendezvous.announce_primary(ok=False, why=f"{type(e).__name__}: {e}")
         # A refused key is a mistake found before training starts: fail now, not after hours without a run.
         if options.strict or isinstance(e, ApiKeyRefusedError):
             raise
