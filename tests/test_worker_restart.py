@@ -74,8 +74,10 @@ def test_a_killed_worker_is_restarted_and_its_run_keeps_every_row_in_step_order(
     services: int,
 ) -> None:
     result = run_elastic_locally(task, max_restarts=1, timeout=900, marker_dir=str(tmp_path))
-    # The writers met in the store torch gives each restart (shared runs' order, the report's gathering).
-    assert "elastic store" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    # The writers met in the store torch gives each restart (shared runs' order, the report's gathering), and the
+    # pod, whose task has one, did not warn that it lacks it.
+    assert "elastic store" not in err and "keeps one store for every restart" not in err
     assert result.output == 1  # the task succeeded, in the life after the restart
     base = f"{result.run_name}-a0"
     lives = _writers(result, wandb_env)

@@ -49,8 +49,8 @@ def hook_execute(task: Any, options: InitOptions) -> None:
     async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         opts = getattr(type(self), POD_OPTIONS)
         elastic = getattr(self, "plugin_config", None)
-        warn_if_restarts_share_a_store(int(getattr(elastic, "max_restarts", 0) or 0))
-        async with pod_scope(opts, int(getattr(elastic, "nproc_per_node", 1) or 1)):
+        nproc = int(getattr(elastic, "nproc_per_node", 1) or 1)
+        async with pod_scope(opts, nproc, max_restarts=int(getattr(elastic, "max_restarts", 0) or 0)):
             return await base_execute(self, *args, **kwargs)
 
     namespace = {
@@ -85,10 +85,11 @@ def warn_if_restarts_share_a_store(max_restarts: int, environ: Mapping[str, str]
 
 
 @contextlib.asynccontextmanager
-async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[None]:
+async def pod_scope(options: InitOptions, nproc_per_node: int, max_restarts: int = 0) -> AsyncIterator[None]:
     """Around the workers of an Elastic task in this pod: one W&B service for them, a record of their runs, and
-    their run files saved once they have ended (task failed or not). Nothing in Flyte's local mode, where there
-    are no workers, and nothing when W&B is disabled."""
+    their run files saved once they have ended (task failed or not); and a warning where torch would restart the
+    workers into their dead life's store (:func:`warn_if_restarts_share_a_store`). Nothing in Flyte's local mode,
+    where there are no workers; only that warning when W&B is disabled."""
     import flyte
 
     from ..pod import (
@@ -104,6 +105,7 @@ async def pod_scope(options: InitOptions, nproc_per_node: int) -> AsyncIterator[
     if not tctx or tctx.mode == "local":
         yield
         return
+    warn_if_restarts_share_a_store(max_restarts)
     resolved = resolve(options.config, decode_config(tctx.custom_context), os.environ)
     if resolved.wandb_mode == "disabled":
         yield
