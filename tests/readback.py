@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flyteplugins_wandb.readback._wandb_cli import _inspect_command, wandb_cli
+
 
 def _wandb_cli() -> str:
-    exe = Path(sys.executable).with_name("wandb")
-    return str(exe) if exe.exists() else (shutil.which("wandb") or "wandb")
+    return wandb_cli() or "wandb"
 
 
 @dataclass
@@ -46,30 +44,15 @@ class OfflineRun:
         return [row[key] for row in self.history if key in row]
 
 
-def _wandb_core() -> str | None:
-    """The ``wandb-core`` binary of the installed wandb (found without importing wandb), or None."""
-    spec = importlib.util.find_spec("wandb")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        core = Path(folder, "bin", "wandb-core")
-        if core.is_file():
-            return str(core)
-    return None
-
-
 def inspect_command(run_file: Path, *flags: str) -> list[str]:
     """The command that prints ``wandb leet inspect <flags> <run_file>``.
 
     ``wandb leet inspect`` is a Python front end that starts ``wandb-core leet inspect`` with the run file and its
     wandb directory (wandb/cli/leet.py); calling the binary the same way prints the same bytes without the front
-    end's start-up (about 0.6 s a call, most of a test's reading time). tests/test_readback.py holds the two equal.
+    end's start-up (about 0.6 s a call, most of a test's reading time). The plugin builds it the same way for the
+    report tab (``readback._wandb_cli``); tests/test_readback.py holds the two outputs equal.
     """
-    core = _wandb_core()
-    if core is None:
-        return [_wandb_cli(), "leet", "inspect", *flags, str(run_file)]
-    resolved = run_file.resolve()
-    # The front end adds --no-observability in offline mode (no telemetry upload); tests never want one.
-    wandb_dir = str(resolved.parents[1])
-    return [core, "leet", "inspect", "--no-observability", *flags, "--run-file", str(resolved), wandb_dir]
+    return _inspect_command(_wandb_cli(), run_file, flags)
 
 
 def _history_row(record: dict[str, Any]) -> dict[str, Any]:
