@@ -131,13 +131,15 @@ def shared_startup(repeat: int) -> list[Row]:
     ]
 
 
-def end_to_end(repeat: int, steps: int, layouts: list[tuple[str, str]], nodes: int = 2) -> list[Row]:
+def end_to_end(repeat: int, steps: int, layouts: list[tuple[str, str]]) -> list[Row]:
+    """Each layout's whole 2 x 2 run against the same run without the plugin."""
+
     def timed(task: Any) -> float:
         start = time.perf_counter()
         run_elastic_locally(task, steps=steps)
         return time.perf_counter() - start
 
-    env, shape = (two_nodes, "2x2") if nodes == 2 else (one_node, "1x2")
+    env, shape = two_nodes, "2x2"
     baseline = _task(env, train, "train_plain")
     base = statistics.median(timed(baseline) for _ in range(repeat))
     rows = []
@@ -272,11 +274,8 @@ def _parts(repeat: int, runs: tuple[Any, ...], job_wall: float) -> list[Row]:
 def main(quick: bool) -> list[Row]:
     all_layouts = [(m, s) for m in ("auto", "shared", "new") for s in ("global", "worker")]
     with offline_wandb():
-        # The smoke run (quick): the plugin's job against the one without W&B; the full run adds the others.
-        rows = one_node_job(1, 5, ("none", "plugin")) if quick else one_node_job(5, 50)
-        rows += shared_startup(1 if quick else 5)
+        # The smoke run (quick): the plugin's job against the one without W&B, and the shared start-up. The full
+        # run adds the other jobs and every layout on 2 nodes (end_to_end: the same launch, timed, per layout).
         if quick:
-            rows += end_to_end(1, 5, [("auto", "global")], nodes=1)
-        else:
-            rows += end_to_end(3, 50, all_layouts)
-    return rows
+            return one_node_job(1, 5, ("none", "plugin")) + shared_startup(1)
+        return one_node_job(5, 50) + shared_startup(5) + end_to_end(3, 50, all_layouts)

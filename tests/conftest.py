@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,12 @@ _SHARED_SCOPES = ("class", "module", "package", "session")
 # "A worker that dies"). The spec-table layouts (tests/layout_launches.py) keep torch's default, so the plugin's
 # code for both stores runs.
 os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+
+# Every launch starts fresh interpreters (agents, workers, examples) that import this package and the test tasks:
+# with PYTHONDONTWRITEBYTECODE set (some CI images set it) each of them compiles those sources again. The caches
+# go to the __pycache__ folders that .gitignore leaves out.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

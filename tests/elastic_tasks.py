@@ -2,7 +2,8 @@
 import nothing but this (no pytest, no wandb): whether a rank imported wandb is one of the things observed.
 
 The W&B tasks write what each rank saw to ``{out_dir}/rank-{rank}.json`` (see :func:`read_facts`): its place,
-its run, whether it imported wandb, and the W&B service it was handed.
+its run, whether it imported wandb before its body's own ``import wandb``, the W&B service it was handed, and what
+wandb's module API did there.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ plain = flyte.TaskEnvironment(name="wandb_e2e_plain")
 
 
 def log_rank(out_dir: str, x: int) -> str:
-    """Log a metric carrying this rank (then ROWS rows) from every rank that has a run, record what the rank saw,
-    and return a value that names the rank (the task's output must be global rank 0's)."""
+    """Log a metric carrying this rank (then ROWS rows) from every rank that has a run, then use wandb's module API
+    as W&B's guides write it (:func:`_use_module_api`); record what the rank saw, and return a value that names the
+    rank (the task's output must be global rank 0's)."""
     import torch.distributed as dist
 
     dist.init_process_group("gloo")
@@ -42,17 +44,50 @@ def log_rank(out_dir: str, x: int) -> str:
             run.log({"x": x, "rank": rank})
             for i in range(ROWS):
                 run.log({"row": i})
-        _write_facts(out_dir, rank, run)
+        facts = _facts(rank, run)  # before the body imports wandb itself, below
+        facts.update(_use_module_api(rank, run))
+        Path(out_dir, f"rank-{rank}.json").write_text(json.dumps(facts), encoding="utf-8")
         dist.barrier()  # every rank logs before any finishes, as in real training
     finally:
         dist.destroy_process_group()
     return f"rank-{rank}"
 
 
+def _use_module_api(rank: int, run: Any) -> dict[str, str | None]:
+    """``wandb.log``/``wandb.config``/``wandb.summary`` in the body: a rank with a run writes ROWS rows of
+    ``module_loss``/``module_rank``, a config key and a summary key that name it; a rank without one records the
+    errors its first ``wandb.log`` and ``wandb.config`` raise."""
+    import wandb
+
+    if run is not None:
+        wandb.config.update({f"config_from_rank_{rank}": rank})
+        wandb.define_metric("module_loss", summary="min")
+        for i in range(ROWS):
+            wandb.log({"module_loss": 1.0 / (i + 1), "module_rank": rank})
+        wandb.summary[f"summary_from_rank_{rank}"] = rank
+        return {}
+    return {
+        "log_error": _error_of(lambda: wandb.log({"module_loss": 0.0})),
+        "config_error": _error_of(lambda: wandb.config.epochs),
+    }
+
+
+def _error_of(call: Any) -> str | None:
+    try:
+        call()
+    except Exception as e:
+        return f"{type(e).__module__}.{type(e).__name__}: {e}"
+    return None
+
+
 def _write_facts(out_dir: str, rank: int, run: Any) -> None:
+    Path(out_dir, f"rank-{rank}.json").write_text(json.dumps(_facts(rank, run)), encoding="utf-8")
+
+
+def _facts(rank: int, run: Any) -> dict[str, Any]:
     # A W&B service's token names the process that started it: the agent (the pod) or this worker.
     service = os.environ.get("WANDB_SERVICE") or ""
-    facts = {
+    return {
         "rank": rank,
         "local_rank": int(os.environ["LOCAL_RANK"]),
         "worker_index": int(os.environ["GROUP_RANK"]),
@@ -63,7 +98,6 @@ def _write_facts(out_dir: str, rank: int, run: Any) -> None:
         "service": service,
         "own_service": service.split("-")[1:2] == [str(os.getpid())],
     }
-    Path(out_dir, f"rank-{rank}.json").write_text(json.dumps(facts), encoding="utf-8")
 
 
 def read_facts(out_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
@@ -87,7 +121,8 @@ def auto_worker(out_dir: str, x: int) -> str:
     return log_rank(out_dir, x)
 
 
-@wandb_init(project=PROJECT, entity=ENTITY, run_mode="shared", rank_scope="global")
+# With its report tab too: four writers' lines, gathered across two nodes (tests/test_report.py reads it).
+@wandb_init(project=PROJECT, entity=ENTITY, run_mode="shared", rank_scope="global", report=True)
 @two_nodes.task
 def shared_global(out_dir: str, x: int) -> str:
     return log_rank(out_dir, x)
@@ -180,34 +215,6 @@ def hang_on_rank_1(out_dir: str) -> str:
 @plain.task
 def not_elastic(x: int) -> int:
     return x
-
-
-@wandb_init(project=PROJECT, entity=ENTITY, run_mode="shared", rank_scope="global", report=True)
-@two_nodes.task
-def shared_report(steps: int) -> str:
-    """Every rank writes the shared run: ``loss`` and ``lr`` at each step, values that name the rank (see
-    :func:`report_values`), so the report's four lines per metric can be told apart and checked."""
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo")
-    try:
-        rank = dist.get_rank()
-        run = get_wandb_run()
-        if run is not None:
-            for step in range(steps):
-                run.log({name: values[step] for name, values in report_values(rank, steps).items()}, step=step)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    return f"rank-{rank}"
-
-
-def report_values(rank: int, steps: int) -> dict[str, list[float]]:
-    """What rank ``rank`` of :func:`shared_report` logs, per metric, one value per step."""
-    return {
-        "loss": [10.0 * rank + 1.0 / (s + 1) for s in range(steps)],
-        "lr": [0.001 * (rank + 1) * (s + 1) for s in range(steps)],
-    }
 
 
 def _fails_on(rank: int) -> str:

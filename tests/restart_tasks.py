@@ -67,12 +67,6 @@ def auto_global(marker_dir: str) -> int:
     return dies_once(marker_dir)
 
 
-@wandb_init(project="p", run_mode="shared", rank_scope="global")
-@one_node.task
-def shared_global(marker_dir: str) -> int:
-    return dies_once(marker_dir)
-
-
 @wandb_init(project="p", run_mode="new", rank_scope="global")
 @one_node.task
 def new_global(marker_dir: str) -> int:

@@ -105,37 +105,47 @@ follow_imports = skip
 """
 
 
-def _mypy(target: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    config = tmp_path / "mypy.ini"
+WRONG = """\
+from collections.abc import Callable
+from typing import assert_type
+from flyteplugins_wandb import wandb_init
+def train(steps: int, /) -> str:
+    return str(steps)
+assert_type(wandb_init(train), Callable[[str], str])
+"""
+"""A module whose type check must fail: assert_type catches a wrong callable type."""
+
+
+@pytest.fixture(scope="module")
+def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """One strict mypy run (seconds) over tests/typing/check_types.py and :data:`WRONG`; their errors, by file."""
+    tmp = tmp_path_factory.mktemp("mypy")
+    config, wrong = tmp / "mypy.ini", tmp / "wrong.py"
     config.write_text(MYPY_CONFIG)
+    wrong.write_text(WRONG)
+    checked = ROOT / "tests" / "typing" / "check_types.py"
     # From the repository root, so that the package is found as the source tree.
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-incremental", str(target)],
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--no-incremental", str(checked), str(wrong)],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
+    assert result.returncode in (0, 1) and "Found" in result.stdout, result.stdout + result.stderr
+    errors: dict[str, list[str]] = {"check_types.py": [], "wrong.py": []}
+    for line in result.stdout.splitlines():
+        if ": error:" in line:
+            errors[Path(line.split(":", 1)[0]).name].append(line)
+    return errors
 
 
-def test_wandb_init_preserves_the_decorated_callables_type_under_mypy_strict(tmp_path: Path) -> None:
-    result = _mypy(ROOT / "tests" / "typing" / "check_types.py", tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Success" in result.stdout
+def test_wandb_init_preserves_the_decorated_callables_type_under_mypy_strict(mypy_errors: dict[str, list[str]]) -> None:
+    assert mypy_errors["check_types.py"] == []
 
 
-def test_the_type_check_fails_when_a_type_is_not_preserved(tmp_path: Path) -> None:
-    # The check above can fail: assert_type catches a wrong callable type.
-    wrong = tmp_path / "wrong.py"
-    wrong.write_text(
-        "from collections.abc import Callable\n"
-        "from typing import assert_type\n"
-        "from flyteplugins_wandb import wandb_init\n"
-        "def train(steps: int, /) -> str:\n"
-        "    return str(steps)\n"
-        "assert_type(wandb_init(train), Callable[[str], str])\n"
-    )
-    result = _mypy(wrong, tmp_path)
-    assert result.returncode == 1 and "[assert-type]" in result.stdout, result.stdout + result.stderr
+def test_the_type_check_fails_when_a_type_is_not_preserved(mypy_errors: dict[str, list[str]]) -> None:
+    # The check above can fail: the same run finds the wrong type.
+    assert len(mypy_errors["wrong.py"]) == 1 and "[assert-type]" in mypy_errors["wrong.py"][0], mypy_errors
 
 
 def _package_imports() -> dict[str, set[str]]:

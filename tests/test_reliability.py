@@ -145,16 +145,23 @@ def _calls(log: Path, event: str = "init") -> dict[str | None, list[dict[str, An
 
 
 @pytest.mark.elastic
-def test_writers_wait_for_a_slow_primary_then_attach(wandb_env: Path, tmp_path: Path) -> None:
+def test_writers_wait_for_a_slow_primary_to_attach_and_the_primary_waits_for_them_to_finish(
+    wandb_env: Path, tmp_path: Path
+) -> None:
+    # One shared run's whole life with both ends slow: the primary's start is held 4 s, and rank 1 goes on 3 s
+    # after the others are done before it returns.
     log = tmp_path / "calls.jsonl"
     env = _faults(FAULT_RANKS="0", FAULT_INIT_DELAY="4", FAULT_LOG=str(log))
-    result = run_elastic_locally(shared_training, env=env, x=7)
+    result = run_elastic_locally(shared_writer_lingers, env=env, x=7)
     assert result.output == 7
     (primary,), (writer,) = _calls(log)["0"], _calls(log)["1"]
     assert (primary.get("fault"), writer.get("fault")) == ("delay", None), "only the primary was slowed"
     assert writer["called"] > primary["returned"], "the writer attached only after the primary had created the run"
+    (primary_finish,), (writer_finish,) = _calls(log, "finish")["0"], _calls(log, "finish")["1"]
+    assert primary_finish["called"] > writer_finish["returned"], "the primary's finish waited for the writer's"
     runs = {("rank-0" in str(r.path)): r for r in offline_runs(wandb_env)}
     assert runs[True].metric("rank0") == [7] and runs[False].metric("rank1") == [7]
+    assert all((r.exit_code, r.state) == (0, "finished") for r in runs.values())
 
 
 @pytest.mark.elastic
@@ -193,15 +200,6 @@ def test_a_writer_whose_primary_never_answers_attaches_after_start_timeout(
     assert "did not start it within 2s; rank-1 attaches anyway" in capfd.readouterr().err
     runs = {("rank-1" in str(r.path)): r for r in offline_runs(wandb_env)}
     assert runs[True].metric("rank1") == [5], "the writer's data was written"
-
-
-@pytest.mark.elastic
-def test_the_primary_finishes_the_shared_run_only_after_the_other_writers(wandb_env: Path, tmp_path: Path) -> None:
-    log = tmp_path / "calls.jsonl"
-    result = run_elastic_locally(shared_writer_lingers, env=_faults(FAULT_LOG=str(log)), x=2)
-    assert result.output == 2
-    (primary,), (writer,) = _calls(log, "finish")["0"], _calls(log, "finish")["1"]
-    assert primary["called"] > writer["returned"], "the primary's finish waited for the writer's"
 
 
 # A hang inside the process, outside wandb's own init_timeout (its service stuck, say), is what the plugin's outer

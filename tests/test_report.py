@@ -19,6 +19,7 @@ import flyte
 import pytest
 from flyte._internal.runtime import io
 from html_check import read_page
+from layout_launches import LayoutLaunch, X
 from readback import offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_config, wandb_init
@@ -273,26 +274,36 @@ def test_a_failing_task_still_writes_its_tab_with_the_run_failed() -> None:
 
 
 @pytest.mark.elastic
-def test_a_2x2_shared_run_has_one_tab_with_four_labelled_lines_per_metric(wandb_env: Path) -> None:
+@pytest.mark.parametrize("layout_launch", ["2x2-shared-global"], indirect=True)  # report=True, 4 writers, 2 nodes
+def test_a_2x2_shared_run_has_one_tab_with_four_labelled_lines_per_metric(layout_launch: LayoutLaunch) -> None:
     import elastic_tasks as tasks
 
-    from flyteplugins_wandb.local import run_elastic_locally
-
-    steps = 6
-    result = run_elastic_locally(tasks.shared_report, nnodes=2, nproc_per_node=2, run_name="rep", steps=steps)
-    assert result.report is not None, "rank 0 wrote the report"
-    reader = read_page(result.report)
+    report = layout_launch.result.report
+    assert report is not None, "rank 0 wrote the report"
+    reader = read_page(report)
     assert reader.errors == []
     assert sum(1 for tag, _ in reader.tags if tag == "li") == 1, "one tab, written once"
+    # What elastic_tasks.log_rank logs on each rank, per metric, in order.
+    rows = range(tasks.ROWS)
+    logged = {
+        "x": lambda rank: [X],
+        "rank": lambda rank: [rank],
+        "row": lambda rank: list(rows),
+        "module_loss": lambda rank: [1.0 / (i + 1) for i in rows],
+        "module_rank": lambda rank: [rank] * tasks.ROWS,
+    }
     charts = {c.metric: c for c in reader.charts}
-    assert sorted(charts) == ["loss", "lr"]
-    for metric in ("loss", "lr"):
+    assert sorted(charts) == sorted(logged)
+    files = {f.metric("rank")[0]: f for f in layout_launch.files}
+    for metric, values in logged.items():
         lines = charts[metric].lines
         assert len(lines) == 4, f"{metric}: {sorted(lines)}"
         for rank in range(4):
             label = next(label for label in lines if label.startswith(f"rank {rank}"))
-            assert lines[label] == (list(map(float, range(steps))), tasks.report_values(rank, steps)[metric])
-    assert result.report.count("<tr>") == 5, "a header and the four writers of the one run"
+            # Each line on its writer's own steps, as that writer's offline file has them.
+            steps = [float(row["_step"]) for row in files[rank].history if metric in row]
+            assert lines[label] == (steps, values(rank)), f"{metric}, rank {rank}"
+    assert report.count("<tr>") == 5, "a header and the four writers of the one run"
 
 
 # --- the screenshot script ---

@@ -49,12 +49,6 @@ def online_with_logs() -> int:
     return int(os.environ["RANK"])
 
 
-@wandb_init(project="p", entity="e", run_mode="new")
-@elastic.task
-def online_without_logs() -> int:
-    return online_with_logs.func.__wrapped__()  # type: ignore[attr-defined, no-any-return]
-
-
 def _sync_dry_run(saved: str) -> list[Path]:
     """The run directories the documented sync command would upload, in order."""
     out = subprocess.run(
@@ -135,9 +129,9 @@ def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.elastic
-def test_download_logs_saves_online_runs_of_a_distributed_task_and_only_then(wandb_env: Path, online: None) -> None:
-    without = run_elastic_locally(online_without_logs, max_restarts=0, timeout=900)
-    assert without.run_files == ()
+def test_download_logs_saves_online_runs_of_a_distributed_task(wandb_env: Path, online: None) -> None:
+    # Without it, an online task whose runs finished saves nothing: test_server_faults.py's online shared launch
+    # checks that on the same kind of launch.
     result = run_elastic_locally(online_with_logs, max_restarts=0, timeout=900)
     try:
         assert len(result.run_files) == 1

@@ -188,6 +188,8 @@ def test_online_shared_writers_each_carry_their_label_and_only_the_primary_sets_
     # Both writers sent their data; only one post set the run's final state, and it says finished.
     run = result.run_ids[0]
     assert [(s["complete"], s["exitcode"]) for s in _final_states(server, run)] == [(True, 0)]
+    # The server has the run whole: the pods saved no run files (only download_logs=True asks for them).
+    assert result.run_files == ()
 
 
 @pytest.mark.elastic

@@ -46,12 +46,12 @@ LAYOUTS = [
     # task, the writers the layout has (run id suffix, label), the one that is killed (or None), and how many W&B
     # services the pods start for them: one per node, or one per writer where writers of one run share a node
     pytest.param(tasks.auto_global, {("", None)}, None, 1, id="auto"),
-    pytest.param(tasks.shared_global, {("", "rank-0"), ("", "rank-1")}, ("", "rank-1"), 2, id="shared-2-writers"),
     # On one node rank_scope changes nothing (the spec tables): new+worker is new+global there.
     pytest.param(tasks.new_global, {("-rank-0", None), ("-rank-1", None)}, ("-rank-1", None), 1, id="new"),
     # 2 nodes x 2, the layout with the most to keep apart: two shared runs of two writers each, one run's writers on
     # each node (per-writer services), and node 1 restarted only because node 0 failed (torch keeps its restart
-    # count at 0 there). The other layouts do per node what they do on one node.
+    # count at 0 there). Its node 0 is a shared run's two writers on one node with the non-primary killed, so a
+    # 1 x 2 shared launch would repeat it. The other layouts do per node what they do on one node.
     pytest.param(
         tasks.shared_worker_2x2,
         {(f"-worker-{w}", f"worker-{w}-rank-{r}") for w in (0, 1) for r in (0, 1)},
