@@ -25,7 +25,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from flyteplugins.pytorch.task import Elastic
-from readback import OfflineRun, offline_runs
+from readback import OfflineRun, inspect_command, offline_runs
 from remote_task import run_as_pod
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
@@ -130,9 +130,8 @@ def _records(run: OfflineRun, kind: str) -> list[dict[str, Any]]:
 
 @functools.lru_cache(maxsize=32)
 def _inspect(path: Path) -> tuple[dict[str, Any], ...]:
-    # Several tests look at the same files of the module's one launch; the CLI costs a fraction of a second a call.
-    cli = Path(sys.executable).with_name("wandb")
-    raw = subprocess.run([str(cli), "leet", "inspect", "--json", str(path)], capture_output=True, text=True, check=True)
+    # Several tests look at the same files of the module's one launch.
+    raw = subprocess.run(inspect_command(path, "--json"), capture_output=True, text=True, check=True)
     return tuple(json.loads(line) for line in raw.stdout.splitlines() if line.strip())
 
 
