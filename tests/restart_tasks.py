@@ -61,12 +61,6 @@ def dies_once(marker_dir: str) -> int:
 # One task per layout (fixed at decoration time).
 
 
-@wandb_init(project="p", run_mode="auto", rank_scope="global")
-@one_node.task
-def auto_global(marker_dir: str) -> int:
-    return dies_once(marker_dir)
-
-
 @wandb_init(project="p", run_mode="new", rank_scope="global")
 @one_node.task
 def new_global(marker_dir: str) -> int:
