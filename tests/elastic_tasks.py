@@ -198,6 +198,8 @@ def fails_everywhere(out_dir: str, x: int) -> str:
 
 LAUNCH_MARKER = "FLYTEPLUGINS_WANDB_TEST_LAUNCH"
 """An environment variable a test sets to find every process of its launch."""
+STALE_MARKER = "FLYTEPLUGINS_WANDB_TEST_STALE"
+"""An environment variable a test removes before its launch, which the launch's processes must not see."""
 
 
 @one_node.task
@@ -205,7 +207,7 @@ def hang_on_rank_1(out_dir: str) -> str:
     """Rank 0 returns at once; rank 1 records its pid and the launch marker it inherited, then never returns."""
     rank = int(os.environ["RANK"])
     if rank == 1:
-        seen = {"pid": os.getpid(), "marker": os.environ.get(LAUNCH_MARKER)}
+        seen = {"pid": os.getpid(), "marker": os.environ.get(LAUNCH_MARKER), "stale": os.environ.get(STALE_MARKER)}
         Path(out_dir, "hanging.json").write_text(json.dumps(seen), encoding="utf-8")
         while True:
             time.sleep(1)

@@ -6,7 +6,7 @@ import json
 import os
 import time
 import uuid
-from multiprocessing import resource_tracker
+from multiprocessing import forkserver, resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import elastic_tasks as tasks
 import pytest
 
 from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+from flyteplugins_wandb.local._launcher import _agent_processes
 
 
 def _state(pid: int) -> str:
@@ -62,8 +63,13 @@ def test_a_target_that_is_not_an_elastic_task_is_refused_with_the_fix(target: An
 def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_leftover_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # This process's own resource tracker outlives every launch by design: start it before the marker is set.
+    # This process's own resource tracker and fork server (where the agents start from) outlive every launch by
+    # design: start them before the marker is set, and with a variable that is gone by the launch.
+    monkeypatch.setenv(tasks.STALE_MARKER, "set when the fork server started")
     resource_tracker.ensure_running()
+    _agent_processes()
+    forkserver.ensure_running()
+    monkeypatch.delenv(tasks.STALE_MARKER)
     marker = uuid.uuid4().hex
     monkeypatch.setenv(tasks.LAUNCH_MARKER, marker)
 
@@ -74,6 +80,8 @@ def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_lefto
     assert (tmp_path / "hanging.json").exists(), "rank 1 reached its hang before the timeout"
     hung = json.loads((tmp_path / "hanging.json").read_text())
     assert hung["marker"] == marker, "the workers carry the marker, so the search below can see them"
+    # The environment of the launch, not the fork server's: set after it started, and gone since.
+    assert hung["stale"] is None, "a variable removed before the launch reached its workers"
     # Orphans are reaped by their new parent asynchronously: wait for that, with a generous hang guard.
     deadline = time.monotonic() + 60
     while _live_processes_marked(marker) and time.monotonic() < deadline:
