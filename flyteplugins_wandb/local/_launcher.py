@@ -106,8 +106,41 @@ def pod_context(
         yield
 
 
+class _CallerStdio:
+    """This process's stdout and stderr (file descriptors 1 and 2) as they are now, for an agent to write to: a fork
+    server's children inherit the server's, which are the caller's as they were when the server started (before a
+    notebook cell's or a test's capture of them, say)."""
+
+    def __init__(self, fds: tuple[Any, ...] = ()) -> None:
+        self._fds = fds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from multiprocessing import reduction
+
+        # Runs while the agent's arguments are pickled for it: the descriptors travel with them. One this process
+        # has closed stays as the agent has it.
+        return (_CallerStdio, (tuple(reduction.DupFd(fd) if _is_open(fd) else None for fd in (1, 2)),))
+
+    def take(self) -> None:
+        """In the agent: write to the caller's stdout and stderr."""
+        for target, fd in zip((1, 2), self._fds, strict=False):  # () where not handed over: nothing to take
+            received = fd.detach() if fd is not None else target
+            if received != target:
+                os.dup2(received, target)
+                os.close(received)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _agent(
     conn: Any,
+    stdio: _CallerStdio,
     pickled_task: bytes,
     inputs: dict[str, Any],
     env: dict[str, str],
@@ -121,6 +154,7 @@ def _agent(
     service for its workers. ``env`` is the agent's whole environment (see :func:`_agent_processes`)."""
     import asyncio
 
+    stdio.take()
     os.environ.clear()
     os.environ.update(env)
     # Torch elastic writes each worker's exception to an error file under a temporary directory of the agent's:
@@ -366,7 +400,7 @@ def _agents(
             parent, child = mp.Pipe(duplex=False)
             p = mp.Process(
                 target=_agent,
-                args=(child, pickled, inputs, env, run_name, action_name, context, root, node),
+                args=(child, _CallerStdio(), pickled, inputs, env, run_name, action_name, context, root, node),
                 daemon=False,
             )
             p.start()
