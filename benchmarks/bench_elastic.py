@@ -271,11 +271,50 @@ def _parts(repeat: int, runs: tuple[Any, ...], job_wall: float) -> list[Row]:
     ]
 
 
+def _machine_cpu() -> float:
+    """CPU seconds this machine has spent busy (all processes): an agent started from the fork server is not this
+    process's child, so the machine's count is what both ways of starting agents can be compared by."""
+    with open("/proc/stat", encoding="ascii") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def agent_start(repeat: int, procs: int) -> list[Row]:
+    """The job without W&B (1 node x ``procs``), its agent started from run_elastic_locally's fork server (torch
+    imported once) against a fresh interpreter per agent (spawn), alternately: wall and the machine's CPU."""
+    import multiprocessing
+
+    from flyteplugins_wandb.local import _launcher
+
+    task, env = _JOBS["none"]
+    forked = _launcher._agent_processes
+
+    def spawned() -> Any:
+        return multiprocessing.get_context("spawn")
+
+    measured: dict[str, list[tuple[float, float]]] = {"fork server": [], "spawn": []}
+    try:
+        for i in range(repeat):
+            for way in ("fork server", "spawn") if i % 2 == 0 else ("spawn", "fork server"):
+                _launcher._agent_processes = forked if way == "fork server" else spawned  # type: ignore[method-assign]
+                cpu, started = _machine_cpu(), time.perf_counter()
+                run_elastic_locally(task, nproc_per_node=procs, max_restarts=0, env=env, steps=5)
+                measured[way].append((time.perf_counter() - started, _machine_cpu() - cpu))
+    finally:
+        _launcher._agent_processes = forked  # type: ignore[method-assign]
+    med = {way: [statistics.median(m[k] for m in runs) for k in (0, 1)] for way, runs in measured.items()}
+    note = "agents from the fork server vs spawned"
+    return [
+        Row(f"1x{procs} launch without W&B, wall", med["fork server"][0], med["spawn"][0], "s", note),
+        Row(f"1x{procs} launch without W&B, machine CPU", med["fork server"][1], med["spawn"][1], "s", note),
+    ]
+
+
 def main(quick: bool) -> list[Row]:
     all_layouts = [(m, s) for m in ("auto", "shared", "new") for s in ("global", "worker")]
     with offline_wandb():
         # The smoke run (quick): the plugin's job against the one without W&B, and the shared start-up. The full
         # run adds the other jobs and every layout on 2 nodes (end_to_end: the same launch, timed, per layout).
         if quick:
-            return one_node_job(1, 5, ("none", "plugin")) + shared_startup(1)
-        return one_node_job(5, 50) + shared_startup(5) + end_to_end(3, 50, all_layouts)
+            return one_node_job(1, 5, ("none", "plugin")) + shared_startup(1) + agent_start(1, procs=1)
+        return one_node_job(5, 50) + shared_startup(5) + agent_start(5, procs=2) + end_to_end(3, 50, all_layouts)

@@ -44,6 +44,27 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start run_elastic_locally's fork server (where every launch's agents start from) in each test process, before
+    any test changes the environment: a test's PYTHONPATH and fault hooks (tests/faults) would otherwise be in the
+    server for every later launch of that process. It starts with ``STALE_MARKER`` set, which is gone by any launch
+    (test_local_launcher.py checks that the agents get their launch's environment, not the server's)."""
+    if getattr(session.config, "workerinput", None) is None and session.config.getoption("numprocesses", None):
+        return  # pytest-xdist's controller: it launches nothing
+    from multiprocessing import forkserver
+
+    from elastic_tasks import STALE_MARKER
+
+    from flyteplugins_wandb.local._launcher import _agent_processes
+
+    os.environ[STALE_MARKER] = "set when the fork server started"
+    try:
+        _agent_processes()
+        forkserver.ensure_running()
+    finally:
+        del os.environ[STALE_MARKER]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests of one shared launch on one xdist worker, and start the long tests first.

@@ -14,7 +14,6 @@ import elastic_tasks as tasks
 import pytest
 
 from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
-from flyteplugins_wandb.local._launcher import _agent_processes
 
 
 def _state(pid: int) -> str:
@@ -63,13 +62,11 @@ def test_a_target_that_is_not_an_elastic_task_is_refused_with_the_fix(target: An
 def test_a_launch_that_hangs_on_one_rank_is_stopped_at_the_timeout_without_leftover_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # This process's own resource tracker and fork server (where the agents start from) outlive every launch by
-    # design: start them before the marker is set, and with a variable that is gone by the launch.
-    monkeypatch.setenv(tasks.STALE_MARKER, "set when the fork server started")
+    # This process's own resource tracker and fork server (where the agents start from; tests/conftest.py starts it
+    # with STALE_MARKER set) outlive every launch by design: they run before the marker is set.
     resource_tracker.ensure_running()
-    _agent_processes()
-    forkserver.ensure_running()
-    monkeypatch.delenv(tasks.STALE_MARKER)
+    assert forkserver._forkserver._forkserver_pid is not None, "the fork server runs"
+    assert tasks.STALE_MARKER not in os.environ
     marker = uuid.uuid4().hex
     monkeypatch.setenv(tasks.LAUNCH_MARKER, marker)
 

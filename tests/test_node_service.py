@@ -5,6 +5,7 @@ restart: tests/test_worker_restart.py). Real torch elastic workers; W&B offline,
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from readback import offline_runs
 
 from flyteplugins_wandb import get_wandb_run, wandb_init
 from flyteplugins_wandb._keys import NODE_SERVICE_ENV
-from flyteplugins_wandb.local import LocalElasticError, run_elastic_locally
+from flyteplugins_wandb.local import LocalElasticError, _launcher, run_elastic_locally
 from flyteplugins_wandb.pod._node_service import NodeService, node_service, service_reachable, writer_services
 
 FAULTS = str(Path(__file__).parent / "faults")
@@ -122,9 +123,11 @@ def records_service(marker_dir: str) -> int:
 def test_when_the_node_service_cannot_start_each_worker_uses_its_own_after_one_warning(
     wandb_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # The agent (the pod process) must see the fault from its interpreter's start.
+    # The agent (the pod process) must see the fault from its interpreter's start: a fresh interpreter, not one
+    # forked from the launcher's fork server, which started without the fault hooks.
     for name, value in _faults(FAULT_DETACHED_SERVICE_FAIL="1").items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(_launcher, "_agent_processes", lambda: multiprocessing.get_context("spawn"))
     result = run_elastic_locally(records_service, max_restarts=0, timeout=900, marker_dir=str(tmp_path))
     assert result.output == 0
     facts = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
