@@ -96,6 +96,9 @@ def launch_layout(name: str, root: Path) -> LayoutLaunch:
         result = run_elastic_locally(
             TASKS[name],
             nproc_per_node=2,
+            # A body that fails fails the launch at once: with torch's default store a restart would hang on torch's
+            # own bug (README, "A worker that dies") until the test's timeout, leaving the workers behind.
+            max_restarts=0,
             run_name=RUN_NAME,
             action_name=ACTION,
             env=TORCH_DEFAULT_STORE,
