@@ -72,8 +72,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Every test that uses a fixture of this project with a scope wider than the test (one launch whose result
     several tests read) gets an ``xdist_group`` mark named after that fixture (and its parameter): with
     ``--dist loadgroup`` the group runs on one worker, so the fixture runs once, not once per worker. Elastic tests
-    (real worker processes, seconds to minutes each) and tests marked ``waits`` go before the others, so that the
-    quick tests fill in at the end and neither worker is left alone with a long test while the other is idle.
+    (real worker processes, seconds to minutes each) go before the others, so that the quick tests fill in at the
+    end and neither worker is left alone with a long test while the other is idle.
     """
     for item in items:
         groups = sorted(_shared_fixture_groups(item, config.rootpath))
@@ -81,9 +81,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("+".join(groups)))
             if getattr(config.option, "loadgroup", False):
                 _name_group_in_node_id(item, "+".join(groups))
-    # Stable: collection order otherwise. The tests that wait (on a timeout, a retry) go with the launches, so that
-    # their waits overlap the launches' CPU rather than lengthen the end of the run.
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("elastic", "waits")))
+    items.sort(key=lambda item: item.get_closest_marker("elastic") is None)  # stable: collection order otherwise
 
 
 def _name_group_in_node_id(item: pytest.Item, group: str) -> None:

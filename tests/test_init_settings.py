@@ -206,7 +206,6 @@ def no_start_timeout(x: int) -> tuple[int, bool]:
     return x, get_wandb_run() is None
 
 
-@pytest.mark.waits
 def test_the_users_wandb_init_timeout_bounds_a_hanging_server(silent_server: str, wandb_env: Path) -> None:
     # Online against a server that never answers: with the plugin's own 120 s per try the pod would outlive the
     # 100 s hang guard; WANDB_INIT_TIMEOUT=2 makes wandb give up after 2 s per try, and the task trains on.

@@ -73,7 +73,6 @@ def test_a_refused_key_from_a_netrc_file_names_that_file(
     assert len(server.auth) == 1
 
 
-@pytest.mark.waits
 def test_a_server_error_is_retried_and_training_goes_on_without_a_run(server: FakeWandb, tmp_path: Path) -> None:
     server.status = 500
     warnings: list[str] = []

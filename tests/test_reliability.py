@@ -207,14 +207,12 @@ def test_a_writer_whose_primary_never_answers_attaches_after_start_timeout(
 # (test_server_faults.py shows that). So it is made in-process.
 
 
-@pytest.mark.waits
 def test_a_hanging_wandb_init_is_bounded_and_training_goes_on_without_a_run(wandb_env: Path) -> None:
     result = run_as_pod(init_may_hang, run_name="R", action_name="a1", env=_faults(FAULT_INIT_DELAY="600"), x=5)
     assert result == ("ok", (5, True))
     assert offline_runs(wandb_env) == []
 
 
-@pytest.mark.waits
 def test_a_hanging_wandb_init_fails_a_strict_task_with_a_clear_error(wandb_env: Path) -> None:
     status, message = run_as_pod(
         init_may_hang_strict, run_name="R", action_name="a1", env=_faults(FAULT_INIT_DELAY="600"), x=5

@@ -112,7 +112,6 @@ def test_against_a_working_server_the_run_is_created_logged_and_finished_once(
         pytest.param({"status": 503}, "context deadline exceeded", id="server-error-503"),
     ],
 )
-@pytest.mark.waits
 def test_a_server_that_cannot_take_the_run_leaves_training_going_on_without_one_after_three_tries(
     server: FakeWandb, inits_log: Path, fault: dict[str, object], wandbs_error: str
 ) -> None:
@@ -130,7 +129,6 @@ def test_a_server_that_cannot_take_the_run_leaves_training_going_on_without_one_
     assert any("training goes on without it" in w for w in warnings)
 
 
-@pytest.mark.waits
 def test_an_init_refused_twice_then_accepted_gives_the_task_its_run(server: FakeWandb, inits_log: Path) -> None:
     server.bucket_faults = [400, 400]
     assert run_as_pod(trains, run_name="R", action_name="a1", x=5) == ("ok", (5, True))
@@ -138,7 +136,6 @@ def test_an_init_refused_twice_then_accepted_gives_the_task_its_run(server: Fake
     assert [(s["complete"], s["exitcode"]) for s in _final_states(server, "R-a1")] == [(True, 0)]
 
 
-@pytest.mark.waits
 def test_a_strict_task_fails_with_wandbs_error_when_the_server_never_answers(
     server: FakeWandb, inits_log: Path
 ) -> None:

@@ -330,7 +330,6 @@ def test_a_trials_link_names_the_run_the_server_assigned() -> None:
         pytest.param({"graphql_error": "invalid sweep config: boom"}, id="config-rejected"),
     ],
 )
-@pytest.mark.waits
 def test_a_server_that_cannot_create_the_sweep_makes_it_offline_with_offline_trials(
     fake: FakeWandb,
     wandb_env: Path,
