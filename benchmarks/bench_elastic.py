@@ -139,14 +139,13 @@ def end_to_end(repeat: int, steps: int, layouts: list[tuple[str, str]]) -> list[
         run_elastic_locally(task, steps=steps)
         return time.perf_counter() - start
 
-    env, shape = two_nodes, "2x2"
-    baseline = _task(env, train, "train_plain")
+    baseline = _task(two_nodes, train, "train_plain")
     base = statistics.median(timed(baseline) for _ in range(repeat))
     rows = []
     for run_mode, rank_scope in layouts:
-        task = _task(env, train, f"train_{run_mode}_{rank_scope}", run_mode=run_mode, rank_scope=rank_scope)
+        task = _task(two_nodes, train, f"train_{run_mode}_{rank_scope}", run_mode=run_mode, rank_scope=rank_scope)
         t = statistics.median(timed(task) for _ in range(repeat))
-        rows.append(Row(f"{shape} elastic run, {run_mode}/{rank_scope}", t, base, "s", f"{steps} steps, vs no plugin"))
+        rows.append(Row(f"2x2 elastic run, {run_mode}/{rank_scope}", t, base, "s", f"{steps} steps, vs no plugin"))
     return rows
 
 
@@ -282,16 +281,10 @@ def _machine_cpu() -> float:
 def agent_start(repeat: int, procs: int) -> list[Row]:
     """The job without W&B (1 node x ``procs``), its agent started from run_elastic_locally's fork server (torch
     imported once) against a fresh interpreter per agent (spawn), alternately: wall and the machine's CPU."""
-    import multiprocessing
-
     from flyteplugins_wandb.local import _launcher
 
     task, env = _JOBS["none"]
-    forked = _launcher._agent_processes
-
-    def spawned() -> Any:
-        return multiprocessing.get_context("spawn")
-
+    forked, spawned = _launcher._agent_processes, _launcher._spawned_agents
     measured: dict[str, list[tuple[float, float]]] = {"fork server": [], "spawn": []}
     try:
         for i in range(repeat):

@@ -5,7 +5,6 @@ restart: tests/test_worker_restart.py). Real torch elastic workers; W&B offline,
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -127,7 +126,7 @@ def test_when_the_node_service_cannot_start_each_worker_uses_its_own_after_one_w
     # forked from the launcher's fork server, which started without the fault hooks.
     for name, value in _faults(FAULT_DETACHED_SERVICE_FAIL="1").items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(_launcher, "_agent_processes", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(_launcher, "_agent_processes", _launcher._spawned_agents)
     result = run_elastic_locally(records_service, max_restarts=0, timeout=900, marker_dir=str(tmp_path))
     assert result.output == 0
     facts = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]

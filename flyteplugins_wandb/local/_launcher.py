@@ -311,10 +311,16 @@ def _agent_processes() -> Any:
     The fork server is Python's own: it starts with the first launch and ends with this process. The preload
     applies if no fork server is running yet in this process."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
+        return _spawned_agents()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOADED)
     return context
+
+
+def _spawned_agents() -> Any:
+    """Agents from fresh interpreters (spawn): where there is no fork server, and for what must run at an agent's
+    interpreter start (a benchmark's baseline, a test's start-up hook)."""
+    return multiprocessing.get_context("spawn")
 
 
 def _local_task(task: Any, nnodes: int | None, nproc_per_node: int | None, max_restarts: int | None) -> Any:
